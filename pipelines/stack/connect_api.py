@@ -1,0 +1,99 @@
+"""Kafka Connect REST: register connectors from connectors/<service>/connector.json and watch them.
+
+Connector files are plain Kafka Connect JSON ({"name", "config"}); credentials are `${env:...}`
+placeholders resolved by the worker, so this module never sees a password.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from pipelines.settings import REPO_ROOT
+from pipelines.stack.errors import StackError
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    name: str
+    state: str
+    tasks: tuple[tuple[int, str], ...]
+    trace: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING" and bool(self.tasks) and all(s == "RUNNING" for _, s in self.tasks)
+
+
+def connector_files(root: Path | None = None) -> list[Path]:
+    return sorted((root or REPO_ROOT / "connectors").glob("*/connector.json"))
+
+
+def load_connector(path: Path) -> dict:
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise StackError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if not isinstance(spec, dict) or "name" not in spec or "config" not in spec:
+        raise StackError(f"{path}: a connector file needs 'name' and 'config'")
+    for key, value in spec["config"].items():
+        if "password" in key.lower() and not str(value).startswith("${"):
+            raise StackError(f"{path}: {key} must come from a config provider (e.g. ${{env:...}}), not the file")
+    return spec
+
+
+class ConnectClient:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def _req(self, method: str, path: str, **kw) -> requests.Response:
+        try:
+            return requests.request(method, f"{self.url}{path}", timeout=15, **kw)
+        except requests.RequestException as exc:
+            raise StackError(f"Kafka Connect at {self.url} is not reachable: {exc.__class__.__name__}") from exc
+
+    def apply(self, spec: dict) -> None:
+        """Create or update (idempotent PUT) one connector."""
+        r = self._req("PUT", f"/connectors/{spec['name']}/config", json=spec["config"])
+        if r.status_code not in (200, 201):
+            raise StackError(f"connector {spec['name']}: Connect refused the config ({r.status_code}): "
+                             f"{r.json().get('message', r.text)[:300] if r.content else ''}")
+
+    def delete(self, name: str) -> None:
+        r = self._req("DELETE", f"/connectors/{name}")
+        if r.status_code not in (204, 404):
+            raise StackError(f"connector {name}: delete failed ({r.status_code})")
+
+    def names(self) -> list[str]:
+        return list(self._req("GET", "/connectors").json())
+
+    def status(self, name: str) -> ConnectorState:
+        r = self._req("GET", f"/connectors/{name}/status")
+        if r.status_code == 404:
+            return ConnectorState(name, "MISSING", ())
+        body = r.json()
+        tasks = tuple((t["id"], t["state"]) for t in body.get("tasks", []))
+        trace = body["connector"].get("trace", "") or next((t.get("trace", "") for t in body.get("tasks", [])
+                                                           if t.get("trace")), "")
+        return ConnectorState(name, body["connector"]["state"], tasks, trace)
+
+    def restart(self, name: str) -> None:
+        self._req("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+
+    def wait_running(self, name: str, timeout: float = 120) -> ConnectorState:
+        deadline = time.monotonic() + timeout
+        st = self.status(name)
+        while time.monotonic() < deadline:
+            st = self.status(name)
+            if st.running:
+                return st
+            if st.state == "FAILED" or any(s == "FAILED" for _, s in st.tasks):
+                first = st.trace.strip().splitlines()[0] if st.trace.strip() else "no trace"
+                raise StackError(f"connector {name} FAILED: {first}", st.trace)
+            time.sleep(0.5)
+        raise StackError(f"connector {name} not RUNNING after {timeout:.0f}s (state {st.state}, tasks {list(st.tasks)})",
+                         st.trace)

@@ -1,0 +1,184 @@
+"""Local PostgreSQL clusters: one per PostgreSQL service (and one for the PostgreSQL reporting backend).
+
+Each cluster has its own data directory under <state>/pg/<name>, its own port on loopback and
+runs as the `postgres` OS user (PostgreSQL refuses to run as root). Source clusters get
+`wal_level=logical` so Debezium can stream them through pgoutput.
+
+Operational warning: a replication slot that no connector reads keeps WAL forever; `reporting
+stack down` leaves slots in place (the connector resumes from them), `reporting stack reset` drops
+the whole state folder.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.stack import proc
+from pipelines.stack.errors import StackError
+
+PG_BIN = Path(os.environ.get("REPORTING_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+def _chown_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("postgres")
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+@dataclass(frozen=True)
+class PgCluster:
+    """One local PostgreSQL cluster."""
+
+    name: str
+    root: Path
+    host: str
+    port: int
+    logical: bool = True
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "postgres.log"
+
+    @property
+    def component(self) -> str:
+        return f"postgres:{self.name}"
+
+    def initialised(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def running_pid(self) -> int | None:
+        pid = proc.read_pid(self.data_dir / "postmaster.pid")
+        return pid if pid and proc.pid_alive(pid) else None
+
+    def init(self) -> None:
+        if self.initialised():
+            return
+        if not (PG_BIN / "initdb").exists():
+            raise StackError(f"{self.component}: PostgreSQL 15 binaries not found in {PG_BIN}")
+        for d in (self.root, self.socket_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            _chown_postgres(d)
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        proc.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", "postgres",
+                               "--auth-local=peer", "--auth-host=scram-sha-256", "-E", "UTF8",
+                               "--locale=C.UTF-8"]), f"{self.component}: initdb")
+        conf = [
+            f"port = {self.port}",
+            f"listen_addresses = '{self.host}'",
+            f"unix_socket_directories = '{self.socket_dir}'",
+            "max_connections = 100",
+            "shared_buffers = 128MB",
+            "fsync = on",
+            "synchronous_commit = off",
+        ]
+        if self.logical:
+            conf += ["wal_level = logical", "max_replication_slots = 10", "max_wal_senders = 10",
+                     "max_slot_wal_keep_size = 4GB"]
+        with (self.data_dir / "postgresql.auto.conf").open("a") as fh:
+            fh.write("\n# written by `reporting stack up`\n" + "\n".join(conf) + "\n")
+
+    def start(self) -> bool:
+        """Start if not running; True when this call started it."""
+        if self.running_pid():
+            return False
+        proc.ensure_port_free(self.component, self.host, self.port)
+        self.log.touch()
+        _chown_postgres(self.log)
+        try:
+            proc.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log),
+                                   "-w", "-t", "60", "start"]), f"{self.component}: pg_ctl start")
+        except StackError as exc:
+            raise StackError(f"{self.component} did not come up (log: {self.log})", proc.tail(self.log)) from exc
+        return True
+
+    def stop(self) -> bool:
+        if not self.running_pid():
+            return False
+        proc.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w",
+                               "-t", "60", "stop"]), f"{self.component}: pg_ctl stop")
+        return True
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        """Run SQL as the superuser over the unix socket (peer auth); returns unaligned output."""
+        return proc.run(_as_postgres([str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                                      "-h", str(self.socket_dir), "-p", str(self.port), "-d", db]),
+                        f"{self.component}: psql", input=sql)
+
+    def healthy(self) -> bool:
+        return self.running_pid() is not None and proc.port_open(self.host, self.port)
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def provision_service(cluster: PgCluster, service: str, app_password: str, cdc_password: str) -> None:
+    """Idempotently create the service's database, its application role and the CDC role.
+
+    The CDC role `debezium` can log in for replication and read the service's tables; the
+    publication `reporting_<service>` covers all tables (created by the superuser, since
+    `FOR ALL TABLES` needs it) so Debezium never needs table ownership.
+    """
+    app = f"{service}_app"
+    cluster.psql(f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(app)}) THEN
+    CREATE ROLE {app} LOGIN PASSWORD {_lit(app_password)};
+  ELSE ALTER ROLE {app} PASSWORD {_lit(app_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'debezium') THEN
+    CREATE ROLE debezium LOGIN REPLICATION PASSWORD {_lit(cdc_password)};
+  ELSE ALTER ROLE debezium PASSWORD {_lit(cdc_password)}; END IF;
+END $$;
+""")
+    exists = cluster.psql(f"SELECT 1 FROM pg_database WHERE datname = {_lit(service)}").strip()
+    if not exists:
+        cluster.psql(f"CREATE DATABASE {service} OWNER {app}")
+    cluster.psql(f"""
+GRANT CONNECT ON DATABASE {service} TO debezium;
+GRANT USAGE ON SCHEMA public TO debezium;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO debezium;
+ALTER DEFAULT PRIVILEGES FOR ROLE {app} IN SCHEMA public GRANT SELECT ON TABLES TO debezium;
+GRANT ALL ON SCHEMA public TO {app};
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'reporting_{service}') THEN
+    CREATE PUBLICATION reporting_{service} FOR ALL TABLES;
+  END IF;
+END $$;
+""", db=service)
+
+
+def provision_reporting(cluster: PgCluster, owner_password: str, bi_password: str) -> None:
+    """The PostgreSQL reporting backend: database `reporting`, writer role and read-only `bi_reader`."""
+    cluster.psql(f"""
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting_writer') THEN
+    CREATE ROLE reporting_writer LOGIN PASSWORD {_lit(owner_password)};
+  ELSE ALTER ROLE reporting_writer PASSWORD {_lit(owner_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bi_reader') THEN
+    CREATE ROLE bi_reader LOGIN PASSWORD {_lit(bi_password)};
+  ELSE ALTER ROLE bi_reader PASSWORD {_lit(bi_password)}; END IF;
+END $$;
+""")
+    if not cluster.psql("SELECT 1 FROM pg_database WHERE datname = 'reporting'").strip():
+        cluster.psql("CREATE DATABASE reporting OWNER reporting_writer")
+    cluster.psql("REVOKE ALL ON DATABASE reporting FROM PUBLIC; GRANT CONNECT ON DATABASE reporting TO bi_reader;"
+                 " REVOKE CREATE ON SCHEMA public FROM PUBLIC;", db="reporting")
