@@ -44,7 +44,8 @@ class Settings:
     host: str
     """Loopback address every local service binds to."""
     ports: dict[str, int]
-    """Port per component; override one with REPORTING_PORT_<NAME> (e.g. REPORTING_PORT_KAFKA)."""
+    """Port per component; REPORTING_PORT_OFFSET shifts them all (tests use +100), REPORTING_PORT_<NAME>
+    overrides one (e.g. REPORTING_PORT_KAFKA)."""
     backend: str
     """Reporting backend: 'duckdb' (embedded default) or 'postgres' (REPORTING_BACKEND)."""
     duckdb_path: Path
@@ -55,7 +56,8 @@ class Settings:
     @classmethod
     def load(cls) -> Settings:
         state = Path(_env("REPORTING_STATE_DIR", str(REPO_ROOT / ".state"))).resolve()
-        ports = {k: int(_env(f"REPORTING_PORT_{k.upper()}", str(v))) for k, v in _DEFAULT_PORTS.items()}
+        offset = int(_env("REPORTING_PORT_OFFSET", "0"))
+        ports = {k: int(_env(f"REPORTING_PORT_{k.upper()}", str(v + offset))) for k, v in _DEFAULT_PORTS.items()}
         return cls(
             state_dir=state,
             host=_env("REPORTING_HOST", "127.0.0.1"),

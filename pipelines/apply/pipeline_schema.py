@@ -1,0 +1,59 @@
+"""DDL of the pipeline's own bookkeeping schema `_pipeline` (pure: returns SQL text per dialect).
+
+- offsets:       next Kafka offset per consumer group / topic / partition, written in the same
+                 transaction as the rows (the source of truth for where to resume).
+- dead_letters:  events that could not be decoded, projected or validated, with the reason and
+                 the raw key/value, until replayed.
+- table_status:  per contract table: newest source timestamp applied, rows applied, last error.
+- deleted_keys:  per contract table `<physical>__deleted`: the newest delete position per key, so a
+                 replayed older create cannot resurrect a deleted row (see apply/sql.py).
+"""
+
+from __future__ import annotations
+
+from pipelines.contract.ddl import provenance_columns, quote_ident, sql_type
+from pipelines.contract.model import Contract
+
+SCHEMA = "_pipeline"
+
+
+def pipeline_ddl(dialect: str) -> list[str]:
+    big = "BIGINT"
+    ts = "TIMESTAMPTZ"
+    seq = "BIGSERIAL" if dialect == "postgres" else "BIGINT DEFAULT nextval('_pipeline.dead_letter_seq')"
+    blob = "BYTEA" if dialect == "postgres" else "BLOB"
+    stmts = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"]
+    if dialect == "duckdb":
+        stmts.append(f"CREATE SEQUENCE IF NOT EXISTS {SCHEMA}.dead_letter_seq")
+    stmts += [
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.offsets (
+  consumer_group VARCHAR NOT NULL, topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL,
+  next_offset {big} NOT NULL, updated_at {ts} NOT NULL,
+  PRIMARY KEY (consumer_group, topic, kafka_partition))""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.dead_letters (
+  id {seq} PRIMARY KEY, topic VARCHAR NOT NULL, kafka_partition INTEGER NOT NULL, kafka_offset {big} NOT NULL,
+  stage VARCHAR NOT NULL, reason VARCHAR NOT NULL, source_table VARCHAR, target_table VARCHAR,
+  record_key {blob}, record_value {blob}, first_seen_at {ts} NOT NULL, retries INTEGER NOT NULL DEFAULT 0,
+  replayed_at {ts})""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.table_status (
+  physical_name VARCHAR PRIMARY KEY, newest_source_ts {ts}, last_applied_at {ts},
+  rows_applied {big} NOT NULL DEFAULT 0, last_error VARCHAR, last_error_at {ts})""",
+    ]
+    return stmts
+
+
+def deleted_keys_table(contract: Contract) -> str:
+    return f"{contract.physical_name}__deleted"
+
+
+def deleted_keys_ddl(contract: Contract, dialect: str) -> str:
+    cols = [f"  {quote_ident(c.name)} {sql_type(c, dialect)} NOT NULL" for c in contract.columns
+            if c.name in contract.primary_key]
+    cols.append('  "_source_position" BIGINT NOT NULL')
+    pk = ", ".join(quote_ident(k) for k in contract.primary_key)
+    return (f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{quote_ident(deleted_keys_table(contract))} (\n"
+            + ",\n".join(cols) + f",\n  PRIMARY KEY ({pk})\n)")
+
+
+def all_columns(contract: Contract) -> list[str]:
+    return [c.name for c in contract.columns + provenance_columns(contract)]

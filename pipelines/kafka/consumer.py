@@ -1,0 +1,99 @@
+"""kafka-python adapter: a consumer whose positions come from the reporting DB, not from Kafka.
+
+Offsets live in `_pipeline.offsets`, written in the same transaction as the rows they produced
+(exactly-once effect). On every partition assignment the consumer seeks to the stored offset (or
+to the beginning when none is stored). Kafka's own group commit is written afterwards as a hint
+for lag tooling only; it is never read back.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from pipelines.cdc.events import Record
+
+log = logging.getLogger(__name__)
+
+SOURCE_TOPIC_PATTERN = r"^({prefixes})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$"
+
+
+def topic_pattern(prefixes: Iterable[str]) -> str:
+    """Regex for the change topics of the given connector prefixes (<prefix>.<schema|db>.<table>)."""
+    return SOURCE_TOPIC_PATTERN.format(prefixes="|".join(re.escape(p) for p in sorted(prefixes)))
+
+
+class _SeekToStored(ConsumerRebalanceListener):
+    def __init__(self, consumer: KafkaConsumer, stored: Callable[[], dict[tuple[str, int], int]]) -> None:
+        self.consumer = consumer
+        self.stored = stored
+
+    def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
+        log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
+
+    def on_partitions_assigned(self, assigned):
+        offsets = self.stored()
+        for tp in assigned:
+            nxt = offsets.get((tp.topic, tp.partition))
+            if nxt is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, nxt)
+        log.info("assigned %d partition(s); positions from the reporting DB", len(assigned))
+
+
+class ChangeConsumer:
+    """Polls batches of raw records from the change topics of a set of connector prefixes."""
+
+    def __init__(self, bootstrap: str, group_id: str, prefixes: Iterable[str],
+                 stored_offsets: Callable[[], dict[tuple[str, int], int]], max_records: int = 20000,
+                 client_id: str = "reporting-pipeline") -> None:
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max_records,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_wait_ms=200,
+            session_timeout_ms=30000,
+            max_poll_interval_ms=600000,
+            metadata_max_age_ms=5000,
+        )
+        self.pattern = topic_pattern(prefixes)
+        self.consumer.subscribe(pattern=self.pattern, listener=_SeekToStored(self.consumer, stored_offsets))
+        self.max_records = max_records
+
+    def poll(self, timeout_ms: int = 500) -> list[Record]:
+        batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        out: list[Record] = []
+        for tp, msgs in batch.items():
+            out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value) for m in msgs)
+        return out
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment())
+
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records between our position and the end of each assigned partition."""
+        parts = list(self.consumer.assignment())
+        if not parts:
+            return {}
+        ends = self.consumer.end_offsets(parts)
+        return {(tp.topic, tp.partition): max(0, ends[tp] - self.consumer.position(tp)) for tp in parts}
+
+    def commit_hint(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Tell Kafka where we are (for lag tools); failures are harmless, the DB is authoritative."""
+        try:
+            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+        except Exception as exc:  # noqa: BLE001 - advisory only
+            log.warning("advisory Kafka offset commit failed: %s", exc)
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
