@@ -41,4 +41,4 @@ ui: install
 
 clean-state:
 	-$(BIN)/reporting stack down
-	rm -rf .state/pg .state/mariadb .state/kafka .state/connect .state/reporting.duckdb* .state/dagster
+	rm -rf .state/pg .state/mariadb .state/kafka .state/connect .state/reportingdb.duckdb* .state/dagster

@@ -49,7 +49,8 @@ class Settings:
     backend: str
     """Reporting backend: 'duckdb' (embedded default) or 'postgres' (REPORTING_BACKEND)."""
     duckdb_path: Path
-    """The DuckDB reporting file (REPORTING_DUCKDB_PATH)."""
+    """The DuckDB reporting file (REPORTING_DUCKDB_PATH). Its stem becomes the DuckDB catalog name, so it
+    must not be `reporting` (that would clash with the schema `reporting`)."""
     kafka_heap: str
     connect_heap: str
 
@@ -63,7 +64,7 @@ class Settings:
             host=_env("REPORTING_HOST", "127.0.0.1"),
             ports=ports,
             backend=_env("REPORTING_BACKEND", "duckdb"),
-            duckdb_path=Path(_env("REPORTING_DUCKDB_PATH", str(state / "reporting.duckdb"))),
+            duckdb_path=Path(_env("REPORTING_DUCKDB_PATH", str(state / "reportingdb.duckdb"))),
             kafka_heap=_env("REPORTING_KAFKA_HEAP", "768m"),
             connect_heap=_env("REPORTING_CONNECT_HEAP", "1g"),
         )

@@ -1,0 +1,180 @@
+"""The reporting-DB adapter interface and the logic both backends share.
+
+A backend applies one `ApplyBatch` in ONE transaction: the staged changes of every touched
+contract table, the dead letters of the batch, the per-table status, and the consumer offsets.
+Either all of it is committed or none of it, which is what makes redelivery harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from pipelines.apply import sql as apply_sql
+from pipelines.apply.arrow import to_arrow
+from pipelines.apply.pipeline_schema import deleted_keys_ddl, pipeline_ddl
+from pipelines.contract.ddl import create_table_sql
+from pipelines.contract.model import Contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TableBatch:
+    """The newest change per key of one contract table, column-major (see apply/arrow.py)."""
+
+    contract: Contract
+    columns: list[list]  # one list per contract column, in contract order
+    positions: list[int]
+    source_ts: list[dt.datetime | None]
+    ops: list[str]
+    is_delete: list[bool]
+    keep: dict[str, list[bool]] = field(default_factory=dict)  # TOAST: column -> keep-stored flags
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def to_arrow(self) -> pa.Table:
+        keep_cols = sorted(self.keep)
+        cols = [*self.columns, self.positions, self.source_ts, self.ops, self.is_delete,
+                *[self.keep[c] for c in keep_cols]]
+        return to_arrow(self.contract, cols, keep_cols)
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    reason: str
+    source_table: str | None
+    target_table: str | None
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class ApplyBatch:
+    tables: list[TableBatch]
+    dead_letters: list[DeadLetterRow]
+    next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+    replayed_dead_letter_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    rows: int
+    dead_letters: int
+    unappliable_toast: int
+
+
+class Backend(ABC):
+    """One reporting database. Subclasses provide connection, staging and SQL execution."""
+
+    dialect: str
+
+    # -- primitives -------------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: tuple | list | None = None) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, params: tuple | list | None = None) -> list[tuple]: ...
+
+    @abstractmethod
+    def stage(self, name: str, table: pa.Table) -> str:
+        """Make `table` readable as a relation for this transaction; return its SQL name."""
+
+    @abstractmethod
+    def unstage(self, name: str) -> None: ...
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- shared logic -----------------------------------------------------------------------
+    def ensure_schema(self, contracts: list[Contract]) -> None:
+        """Create `_pipeline` and every contract table (idempotent)."""
+        self.begin()
+        try:
+            for stmt in pipeline_ddl(self.dialect):
+                self.execute(stmt)
+            for c in contracts:
+                for stmt in create_table_sql(c, self.dialect):
+                    self.execute(stmt)
+                self.execute(deleted_keys_ddl(c, self.dialect))
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+
+    def stored_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        rows = self.query("SELECT topic, kafka_partition, next_offset FROM _pipeline.offsets "
+                          "WHERE consumer_group = ?" if self.dialect == "duckdb" else
+                          "SELECT topic, kafka_partition, next_offset FROM _pipeline.offsets "
+                          "WHERE consumer_group = %s", (group,))
+        return {(t, p): o for t, p, o in rows}
+
+    def _p(self, n: int) -> str:
+        mark = "?" if self.dialect == "duckdb" else "%s"
+        return ", ".join([mark] * n)
+
+    def apply(self, group: str, batch: ApplyBatch) -> ApplyResult:
+        """Apply rows, dead letters, status and offsets in one transaction."""
+        rows = 0
+        toast_missing = 0
+        self.begin()
+        try:
+            for tb in batch.tables:
+                if not len(tb):
+                    continue
+                name = f"staged_{tb.contract.physical_name}"
+                rel = self.stage(name, tb.to_arrow())
+                keep_cols = sorted(tb.keep)
+                count_sql = apply_sql.missing_toast_count_sql(tb.contract, rel, keep_cols)
+                if count_sql:
+                    toast_missing += int(self.query(count_sql)[0][0])
+                for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, any(tb.is_delete)):
+                    self.execute(stmt)
+                self.unstage(name)
+                newest = max((t for t in tb.source_ts if t is not None), default=None)
+                self.execute(
+                    "INSERT INTO _pipeline.table_status (physical_name, newest_source_ts, last_applied_at, rows_applied) "
+                    f"VALUES ({self._p(2)}, now(), {self._p(1)}) ON CONFLICT (physical_name) DO UPDATE SET "
+                    "newest_source_ts = GREATEST(_pipeline.table_status.newest_source_ts, excluded.newest_source_ts), "
+                    "last_applied_at = excluded.last_applied_at, "
+                    "rows_applied = _pipeline.table_status.rows_applied + excluded.rows_applied",
+                    (tb.contract.physical_name, newest, len(tb)))
+                rows += len(tb)
+            for dl in batch.dead_letters:
+                self.execute(
+                    "INSERT INTO _pipeline.dead_letters (topic, kafka_partition, kafka_offset, stage, reason, "
+                    "source_table, target_table, record_key, record_value, first_seen_at) "
+                    f"VALUES ({self._p(9)}, now())",
+                    (dl.topic, dl.partition, dl.offset, dl.stage, dl.reason[:2000], dl.source_table,
+                     dl.target_table, dl.key, dl.value))
+            for dl_id in batch.replayed_dead_letter_ids:
+                self.execute(f"UPDATE _pipeline.dead_letters SET replayed_at = now() WHERE id = {self._p(1)}", (dl_id,))
+            for (topic, part), nxt in sorted(batch.next_offsets.items()):
+                self.execute(
+                    "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
+                    f"VALUES ({self._p(4)}, now()) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
+                    "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+                    (group, topic, part, nxt))
+            self.commit()
+        except Exception:
+            self.rollback()
+            raise
+        return ApplyResult(rows=rows, dead_letters=len(batch.dead_letters), unappliable_toast=toast_missing)

@@ -1,0 +1,93 @@
+"""SQL that applies one staged batch to one contract table (pure: builds text, runs nothing).
+
+The staged relation `s` holds, per key, the newest change of the batch (see cdc/plan.py):
+contract columns, `_source_position`, `_source_ts`, `_op`, `_is_delete`, and `_keep_<col>` flags
+for out-of-line (TOAST) values that did not come with the change.
+
+Rules, identical on DuckDB and PostgreSQL (both have MERGE):
+- a staged change only touches a stored row when its position is newer (`>`): replays and
+  redelivered batches are no-ops;
+- a change older than the newest delete of the key (`_pipeline.<table>__deleted`) is dropped, so a
+  replayed create cannot resurrect a deleted row, for soft and hard delete semantics alike;
+- soft delete: the row stays with `_deleted_at` = the delete's commit time and `_op = 'd'`;
+  a later create of the same key revives it (`_deleted_at` back to null);
+- hard delete: the row is removed;
+- `_keep_<col>` true: the stored value is kept (never overwritten by the TOAST placeholder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipelines.apply.pipeline_schema import SCHEMA as PIPELINE_SCHEMA
+from pipelines.apply.pipeline_schema import deleted_keys_table
+from pipelines.contract.ddl import qualified_name, quote_ident
+from pipelines.contract.model import Contract
+
+
+def _on(contract: Contract, left: str, right: str) -> str:
+    return " AND ".join(f"{left}.{quote_ident(k)} = {right}.{quote_ident(k)}" for k in contract.primary_key)
+
+
+def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str], has_deletes: bool) -> list[str]:
+    """Statements (in order) applying relation `staged` to the contract's table."""
+    q = quote_ident
+    target = qualified_name(contract)
+    deleted = f"{PIPELINE_SCHEMA}.{q(deleted_keys_table(contract))}"
+    keys = [q(k) for k in contract.primary_key]
+    cols = [c.name for c in contract.columns]
+    keep = set(keep_columns)
+    soft = contract.delete_semantics == "soft"
+
+    def value(col: str) -> str:
+        if col in keep:
+            return f"CASE WHEN s.{q('_keep_' + col)} THEN t.{q(col)} ELSE s.{q(col)} END"
+        return f"s.{q(col)}"
+
+    non_key = [c for c in cols if c not in contract.primary_key]
+    set_upsert = [f"{q(c)} = {value(c)}" for c in non_key]
+    set_upsert += ['"_source_position" = s."_source_position"', '"_source_ts" = s."_source_ts"',
+                   '"_ingested_at" = now()', '"_op" = s."_op"']
+    if soft:
+        set_upsert.append('"_deleted_at" = NULL')
+    insert_cols = cols + ["_source_position", "_source_ts", "_ingested_at", "_op"] + (["_deleted_at"] if soft else [])
+    insert_vals = [f"s.{q(c)}" for c in cols] + ['s."_source_position"', 's."_source_ts"', "now()", 's."_op"']
+    if soft:
+        insert_vals.append("NULL")
+    no_keep = " AND ".join([f"NOT s.{q('_keep_' + c)}" for c in keep_columns]) or "TRUE"
+
+    source = (f"(SELECT s.* FROM {staged} s LEFT JOIN {deleted} d ON {_on(contract, 'd', 's')} "
+              f'WHERE d."_source_position" IS NULL OR s."_source_position" > d."_source_position")')
+    branches = []
+    if soft and has_deletes:
+        branches.append(
+            'WHEN MATCHED AND s."_is_delete" AND s."_source_position" > t."_source_position" THEN UPDATE SET '
+            '"_deleted_at" = s."_source_ts", "_op" = \'d\', "_source_position" = s."_source_position", '
+            '"_source_ts" = s."_source_ts", "_ingested_at" = now()')
+    branches.append('WHEN MATCHED AND NOT s."_is_delete" AND s."_source_position" > t."_source_position" '
+                    f"THEN UPDATE SET {', '.join(set_upsert)}")
+    branches.append(f'WHEN NOT MATCHED AND NOT s."_is_delete" AND {no_keep} THEN INSERT '
+                    f"({', '.join(q(c) for c in insert_cols)}) VALUES ({', '.join(insert_vals)})")
+    stmts = [f"MERGE INTO {target} AS t USING {source} AS s ON {_on(contract, 't', 's')}\n" + "\n".join(branches)]
+    if has_deletes:
+        if not soft:
+            stmts.append(f"DELETE FROM {target} AS t USING {staged} AS s WHERE {_on(contract, 't', 's')} "
+                         f'AND s."_is_delete" AND s."_source_position" > t."_source_position"')
+        stmts.append(
+            f"INSERT INTO {deleted} ({', '.join(keys)}, \"_source_position\") "
+            f"SELECT {', '.join(keys)}, \"_source_position\" FROM {staged} WHERE \"_is_delete\" "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET \"_source_position\" = "
+            f"GREATEST({deleted}.\"_source_position\", excluded.\"_source_position\")")
+    return stmts
+
+
+def missing_toast_count_sql(contract: Contract, staged: str, keep_columns: Sequence[str]) -> str | None:
+    """Rows whose out-of-line value is missing and whose key is not stored yet: they cannot be inserted.
+
+    These are reported (dead letters with stage 'toast'), never silently dropped.
+    """
+    if not keep_columns:
+        return None
+    anykeep = " OR ".join(f"s.{quote_ident('_keep_' + c)}" for c in keep_columns)
+    return (f"SELECT count(*) FROM {staged} s LEFT JOIN {qualified_name(contract)} t ON {_on(contract, 't', 's')} "
+            f'WHERE NOT s."_is_delete" AND ({anykeep}) AND t."_source_position" IS NULL')
