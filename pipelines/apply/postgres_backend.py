@@ -1,0 +1,71 @@
+"""PostgreSQL reporting backend (shared server): many readers, several pipeline workers.
+
+Each batch is staged into a temporary table with COPY and merged with MERGE (PostgreSQL 15+),
+inside one transaction together with the consumer offsets. Several workers of one consumer
+group own disjoint partitions, so their transactions never write the same offset rows.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pyarrow as pa
+
+from pipelines.apply.backend import Backend
+from pipelines.contract.ddl import quote_ident
+
+_PG_TYPES = {
+    pa.int16(): "SMALLINT", pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.float64(): "DOUBLE PRECISION",
+    pa.bool_(): "BOOLEAN", pa.string(): "TEXT", pa.date32(): "DATE", pa.time64("us"): "TIME",
+    pa.timestamp("us"): "TIMESTAMP", pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def _pg_type(t: pa.DataType) -> str:
+    if pa.types.is_decimal(t):
+        return f"NUMERIC({t.precision},{t.scale})"
+    return _PG_TYPES[t]
+
+
+class PostgresBackend(Backend):
+    dialect = "postgres"
+
+    def __init__(self, conninfo: str) -> None:
+        self.conn = psycopg.connect(conninfo, autocommit=True)
+        self._in_tx = False
+
+    def execute(self, sql, params=None):
+        self.conn.execute(sql.replace("?", "%s") if params is not None else sql, params)
+
+    def query(self, sql, params=None):
+        return self.conn.execute(sql.replace("?", "%s") if params is not None else sql, params).fetchall()
+
+    def stage(self, name: str, table: pa.Table) -> str:
+        cols = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in table.schema)
+        self.conn.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols}) ON COMMIT DROP")
+        names = ", ".join(quote_ident(f.name) for f in table.schema)
+        with self.conn.cursor().copy(f"COPY {quote_ident(name)} ({names}) FROM STDIN") as cp:
+            for row in zip(*(col.to_pylist() for col in table.columns), strict=True):
+                cp.write_row(row)
+        return quote_ident(name)
+
+    def unstage(self, name: str) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+
+    def begin(self):
+        self.conn.execute("BEGIN")
+        self._in_tx = True
+
+    def commit(self):
+        self.conn.execute("COMMIT")
+        self._in_tx = False
+
+    def rollback(self):
+        if self._in_tx and not self.conn.closed:
+            try:
+                self.conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
+        self._in_tx = False
+
+    def close(self):
+        self.conn.close()
