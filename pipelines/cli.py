@@ -25,6 +25,15 @@ connectors_app = typer.Typer(help="Register and watch the Debezium connectors.",
 app.add_typer(stack_app, name="stack")
 app.add_typer(connectors_app, name="connectors")
 
+
+def _mount_contract_app() -> None:
+    from pipelines.contract.cli import app as contract_app
+
+    app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs.")
+
+
+_mount_contract_app()
+
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("reporting")
