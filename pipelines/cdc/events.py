@@ -1,0 +1,262 @@
+"""Debezium change events: one Kafka record → one frozen `ChangeEvent`. Pure (orjson only).
+
+`parse(topic, partition, offset, key, value)` understands what the connectors of this product put on
+Kafka (JSON converters, schemas disabled; a `{"schema", "payload"}` wrapper is tolerated too):
+
+- row changes from the PostgreSQL connector (`source.lsn`, `source.txId`, `source.schema/table`) and
+  the MariaDB/MySQL connector (`source.file/pos/row`, `source.gtid`, `source.db/table`), ops r/c/u/d,
+  plus truncate (t) and logical-decoding messages (m), which carry no row;
+- tombstones (value None) that follow a delete when tombstones.on.delete=true;
+- heartbeats: topic `__debezium-heartbeat.<prefix>`, value `{"ts_ms": ...}`;
+- transaction markers on `<prefix>.transaction`: `{"status": "BEGIN"|"END", "id": ..., ...}`;
+- schema-change events (MariaDB: topic `<prefix>`, value with `ddl`/`tableChanges`), recognised so they
+  can be skipped.
+
+Row images (`before`/`after`) stay raw JSON dicts: their types are decoded later, by the projection,
+from the declared source types (pipelines.cdc.types). `position` is the sortable source position of
+pipelines.cdc.position (LSN for PostgreSQL, packed binlog coordinates for MariaDB); it is 0 for events
+that carry no row.
+
+A malformed record raises `DecodeError(reason)`; the caller knows topic/partition/offset and adds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import orjson
+
+from pipelines.cdc.position import encode_binlog_position, encode_lsn
+
+__all__ = [
+    "HEARTBEAT_TOPIC_PREFIX",
+    "ChangeEvent",
+    "DecodeError",
+    "EventKind",
+    "Op",
+    "Record",
+    "parse",
+    "parse_record",
+]
+
+HEARTBEAT_TOPIC_PREFIX = "__debezium-heartbeat."
+"""Debezium's default `topic.heartbeat.prefix` plus the dot; the topic prefix follows."""
+
+
+class Op(StrEnum):
+    """Debezium `op` codes."""
+
+    READ = "r"  # snapshot read: acts as an upsert
+    CREATE = "c"
+    UPDATE = "u"
+    DELETE = "d"
+    TRUNCATE = "t"
+    MESSAGE = "m"  # pg_logical_emit_message: no row
+
+
+class EventKind(StrEnum):
+    """What a Kafka record is, before any op is considered."""
+
+    CHANGE = "change"
+    TOMBSTONE = "tombstone"
+    HEARTBEAT = "heartbeat"
+    TRANSACTION = "transaction"
+    SCHEMA_CHANGE = "schema_change"
+
+
+class DecodeError(ValueError):
+    """The record is not a Debezium event this product understands; `reason` is one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Record(NamedTuple):
+    """The five Kafka record fields the planner reads (kafka-python's ConsumerRecord has them too)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One decoded Kafka record.
+
+    `before`/`after`: raw row images (column → Debezium JSON value) or None. `key`: the decoded Kafka
+    key (e.g. `{"id": 42}`) or None. `position`: sortable source position, comparable only within
+    one source table (0 when the event has no row). `source_ts_ms`: commit time in the source
+    database (heartbeats/transactions: their own ts_ms), or None. `tx_id`: Debezium transaction id.
+    `raw_key`/`raw_value`: the original bytes, kept for dead letters (not part of equality).
+    """
+
+    kind: EventKind
+    op: Op | None
+    source_table: str | None  # "public.orders" (PG schema.table) / "warehouse.stock" (MariaDB db.table)
+    engine: str | None  # "postgresql" | "mariadb" | "mysql"; None when the record does not say
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    key: Any
+    position: int
+    source_ts_ms: int | None
+    tx_id: str | None
+    topic: str
+    partition: int
+    offset: int
+    raw_key: bytes | None = field(default=None, repr=False, compare=False)
+    raw_value: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def is_change(self) -> bool:
+        return self.kind is EventKind.CHANGE
+
+    @property
+    def is_create(self) -> bool:
+        return self.op is Op.CREATE
+
+    @property
+    def is_update(self) -> bool:
+        return self.op is Op.UPDATE
+
+    @property
+    def is_delete(self) -> bool:
+        return self.op is Op.DELETE
+
+    @property
+    def is_snapshot(self) -> bool:
+        """A snapshot read (initial or incremental): applied as an upsert."""
+        return self.op is Op.READ
+
+    @property
+    def is_tombstone(self) -> bool:
+        return self.kind is EventKind.TOMBSTONE
+
+    @property
+    def is_heartbeat(self) -> bool:
+        return self.kind is EventKind.HEARTBEAT
+
+    @property
+    def is_transaction(self) -> bool:
+        return self.kind is EventKind.TRANSACTION
+
+    @property
+    def is_schema_change(self) -> bool:
+        return self.kind is EventKind.SCHEMA_CHANGE
+
+
+_OPS = {op.value: op for op in Op}
+_ROW_OPS = (Op.READ, Op.CREATE, Op.UPDATE)
+_SNAPSHOT_LIKE = frozenset({"schema", "payload"})
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+
+
+def _load(data: bytes, what: str) -> Any:
+    try:
+        obj = _loads(data)
+    except _JSONDecodeError as exc:
+        raise DecodeError(f"{what} is not valid JSON ({exc})") from None
+    if type(obj) is dict and len(obj) == 2 and obj.keys() == _SNAPSHOT_LIKE:
+        obj = obj["payload"]  # JSON converter with schemas.enable=true
+    return obj
+
+
+def _table_from_topic(topic: str) -> str | None:
+    parts = topic.split(".")
+    return f"{parts[-2]}.{parts[-1]}" if len(parts) >= 3 else None
+
+
+def parse(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> ChangeEvent:
+    """Decode one Kafka record (see the module docstring). Raises DecodeError with a one-line reason."""
+    key_obj = _load(key, "key") if key is not None else None
+    if value is None:
+        if topic.startswith(HEARTBEAT_TOPIC_PREFIX):
+            return ChangeEvent(EventKind.HEARTBEAT, None, None, None, None, None, key_obj, 0, None, None,
+                               topic, partition, offset, key, value)
+        return ChangeEvent(EventKind.TOMBSTONE, None, _table_from_topic(topic), None, None, None, key_obj, 0,
+                           None, None, topic, partition, offset, key, value)
+    env = _load(value, "value")
+    if env is None:  # schemas-enabled tombstone: {"schema": null, "payload": null}
+        return ChangeEvent(EventKind.TOMBSTONE, None, _table_from_topic(topic), None, None, None, key_obj, 0,
+                           None, None, topic, partition, offset, key, value)
+    if type(env) is not dict:
+        raise DecodeError(f"value is a JSON {type(env).__name__}, not an object")
+    op_code = env.get("op")
+    if op_code is None:
+        return _parse_other(env, topic, partition, offset, key_obj, key, value)
+    op = _OPS.get(op_code)
+    if op is None:
+        raise DecodeError(f"unknown op {op_code!r}")
+    source = env.get("source")
+    if type(source) is not dict:
+        raise DecodeError(f"op {op_code!r} event has no source block")
+    before = env.get("before")
+    after = env.get("after")
+    if op in _ROW_OPS:
+        if type(after) is not dict:
+            raise DecodeError(f"op {op_code!r} event has no 'after' row")
+    elif op is Op.DELETE:
+        if type(before) is not dict:
+            raise DecodeError("delete event has no 'before' row (REPLICA IDENTITY NOTHING?)")
+    if before is not None and type(before) is not dict:
+        raise DecodeError("'before' is not an object")
+    connector = source.get("connector")
+    txn = env.get("transaction")
+    try:
+        if connector == "postgresql":
+            lsn = source.get("lsn")
+            position = encode_lsn(lsn) if op is not Op.MESSAGE or lsn is not None else 0
+            source_table = f"{source.get('schema')}.{source.get('table')}"
+            tx_id = txn.get("id") if type(txn) is dict else source.get("txId")
+        elif connector == "mariadb" or connector == "mysql":
+            position = encode_binlog_position(source.get("file"), source.get("pos"), source.get("row") or 0)
+            source_table = f"{source.get('db')}.{source.get('table')}"
+            tx_id = txn.get("id") if type(txn) is dict else source.get("gtid")
+        else:
+            raise DecodeError(f"unsupported source connector {connector!r}")
+    except ValueError as exc:  # bad lsn/file/pos; DecodeError is a ValueError too
+        raise DecodeError(getattr(exc, "reason", None) or str(exc)) from None
+    ts = source.get("ts_ms")
+    return ChangeEvent(
+        EventKind.CHANGE, op, source_table, connector, before, after, key_obj, position,
+        ts if type(ts) is int else None, str(tx_id) if tx_id is not None else None,
+        topic, partition, offset, key, value,
+    )
+
+
+def _parse_other(env: dict, topic: str, partition: int, offset: int, key_obj: Any,
+                 key: bytes | None, value: bytes) -> ChangeEvent:
+    ts = env.get("ts_ms")
+    ts = ts if type(ts) is int else None
+    if topic.startswith(HEARTBEAT_TOPIC_PREFIX) or (env.keys() <= {"ts_ms"} and ts is not None):
+        return ChangeEvent(EventKind.HEARTBEAT, None, None, None, None, None, key_obj, 0, ts, None,
+                           topic, partition, offset, key, value)
+    if env.get("status") in ("BEGIN", "END") and "id" in env:
+        return ChangeEvent(EventKind.TRANSACTION, None, None, None, None, None, key_obj, 0, ts,
+                           str(env["id"]), topic, partition, offset, key, value)
+    if "ddl" in env or "tableChanges" in env:
+        source = env.get("source") if type(env.get("source")) is dict else {}
+        engine = source.get("connector")
+        db = env.get("databaseName") or source.get("db")
+        table = source.get("table")
+        source_table = f"{db}.{table}" if db and table else None
+        position = 0
+        if engine in ("mariadb", "mysql") and source.get("file"):
+            try:
+                position = encode_binlog_position(source["file"], source.get("pos"), source.get("row") or 0)
+            except ValueError:
+                position = 0
+        src_ts = source.get("ts_ms")
+        return ChangeEvent(EventKind.SCHEMA_CHANGE, None, source_table, engine, None, None, key_obj, position,
+                           src_ts if type(src_ts) is int else ts, None, topic, partition, offset, key, value)
+    raise DecodeError("value has no 'op' and is no heartbeat, transaction marker or schema change")
+
+
+def parse_record(record: Any) -> ChangeEvent:
+    """`parse` for anything with .topic/.partition/.offset/.key/.value (Record, kafka ConsumerRecord)."""
+    return parse(record.topic, record.partition, record.offset, record.key, record.value)
