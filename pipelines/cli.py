@@ -178,6 +178,29 @@ def connectors_status() -> None:
         raise typer.Exit(1)
 
 
+# --------------------------------------------------------------------------- pipeline
+@app.command("stream")
+@friendly
+def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers.")) -> None:
+    """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
+    from pipelines.apply.runner import run_pipeline
+
+    run_pipeline(until_caught_up=False, group=group, say=_say)
+
+
+@app.command("ingest")
+@friendly
+def ingest(
+    until_caught_up: bool = typer.Option(True, "--until-caught-up/--forever",
+                                         help="Drain every partition to its end, then exit."),
+    group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
+) -> None:
+    """Apply change events until caught up, then exit (what Dagster runs)."""
+    from pipelines.apply.runner import run_pipeline
+
+    run_pipeline(until_caught_up=until_caught_up, group=group, say=_say)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(sys.argv[1:])
 

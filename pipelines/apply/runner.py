@@ -1,0 +1,108 @@
+"""Wiring for `reporting stream` / `reporting ingest` and the Dagster ingest assets.
+
+Builds the real parts from configuration: contracts, projections, planner, reporting backend,
+Kafka consumer, dead-letter topic producer, then hands them to the Worker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipelines.apply.backend import ApplyBatch, Backend
+from pipelines.apply.convert import apply_batch
+from pipelines.apply.worker import RunStats, Worker
+from pipelines.cdc.plan import Planner
+from pipelines.contract.model import Contract, load_contracts
+from pipelines.projection import load_projections
+from pipelines.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GROUP = "reporting-pipeline"
+DEAD_LETTER_TOPIC = "_reporting.dead_letters"
+
+
+def open_backend(settings: Settings) -> Backend:
+    """The configured reporting backend (REPORTING_BACKEND=duckdb|postgres)."""
+    if settings.backend == "duckdb":
+        from pipelines.apply.duckdb_backend import DuckDbBackend
+
+        return DuckDbBackend(settings.duckdb_path)
+    if settings.backend == "postgres":
+        from pipelines.apply.postgres_backend import PostgresBackend
+
+        return PostgresBackend(reporting_pg_conninfo(settings))
+    raise ValueError(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb' or 'postgres'")
+
+
+def reporting_pg_conninfo(settings: Settings, role: str = "reporting_writer") -> str:
+    from pipelines.stack import secrets
+
+    sec = secrets.load(settings)
+    password = sec["REPORTING_PG_PASSWORD" if role == "reporting_writer" else "REPORTING_PG_BI_PASSWORD"]
+    return (f"host={settings.host} port={settings.ports['reporting_pg']} dbname=reporting "
+            f"user={role} password={password}")
+
+
+@dataclass
+class PipelineParts:
+    contracts: dict[str, Contract]
+    planner: Planner
+    source_tables: dict[str, str]
+    prefixes: set[str]
+
+    def plan(self, records) -> ApplyBatch:
+        return apply_batch(self.planner.plan_records(records), self.contracts, self.source_tables)
+
+
+def load_parts() -> PipelineParts:
+    contracts = {c.physical_name: c for c in load_contracts() if c.status != "retired"}
+    projections = load_projections(REPO_ROOT / "connectors")
+    planner = Planner(projections, contracts)
+    source_tables = {topic: t.source_table for topic, t in projections.items()}
+    prefixes = {topic.split(".", 1)[0] for topic in projections}
+    return PipelineParts(contracts, planner, source_tables, prefixes)
+
+
+def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+                             max_request_size=4 * 1024 * 1024)
+
+    def send(batch: ApplyBatch) -> None:
+        for dl in batch.dead_letters:
+            headers = [("stage", dl.stage.encode()), ("reason", dl.reason[:1000].encode()),
+                       ("source.topic", dl.topic.encode()), ("source.partition", str(dl.partition).encode()),
+                       ("source.offset", str(dl.offset).encode())]
+            producer.send(DEAD_LETTER_TOPIC, key=dl.key, value=dl.value, headers=headers)
+        producer.flush(timeout=30)
+
+    return send
+
+
+def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
+                 say: Callable[[str], None] = print, install_signals: bool = True,
+                 max_records: int = 20000) -> RunStats:
+    """Run the pipeline worker with the configured backend; returns the run's statistics."""
+    from pipelines.kafka.consumer import ChangeConsumer
+
+    settings = settings or Settings.load()
+    parts = load_parts()
+    backend = open_backend(settings)
+    try:
+        backend.ensure_schema(list(parts.contracts.values()))
+        consumer = ChangeConsumer(settings.kafka_bootstrap, group, parts.prefixes,
+                                  lambda: backend.stored_offsets(group), max_records=max_records)
+        try:
+            worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
+                            say=say)
+            stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
+        finally:
+            consumer.close()
+    finally:
+        backend.close()
+    say(stats.line())
+    return stats

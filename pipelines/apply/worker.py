@@ -1,0 +1,135 @@
+"""The pipeline worker: poll → plan → apply (rows + dead letters + offsets in one transaction).
+
+`run(until_caught_up=True)` drains every assigned partition to its end and returns (Dagster runs,
+`reporting ingest`); `run()` streams until stopped (`reporting stream`). Transient reporting-DB
+errors are retried with exponential backoff up to `max_retries`; after that the worker stops with
+a clear error and nothing is skipped, because the offsets were not advanced.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipelines.apply.backend import ApplyBatch, Backend
+from pipelines.cdc.events import Record
+
+log = logging.getLogger(__name__)
+
+Planner = Callable[[list[Record]], ApplyBatch]
+
+
+class ApplyFailed(RuntimeError):
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+@dataclass
+class RunStats:
+    batches: int = 0
+    events: int = 0
+    rows: int = 0
+    dead_letters: int = 0
+    toast_missing: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, time.monotonic() - self.started)
+
+    def line(self, lag: int | None = None) -> str:
+        rate = self.events / self.seconds
+        lag_s = f", lag {lag:,}" if lag is not None else ""
+        return (f"{self.events:,} events in {self.seconds:.1f}s ({rate:,.0f}/s), {self.rows:,} rows applied, "
+                f"{self.dead_letters:,} dead letters{lag_s}")
+
+
+class Worker:
+    def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
+                 dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
+                 max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0) -> None:
+        self.backend = backend
+        self.consumer = consumer
+        self.planner = planner
+        self.group = group
+        self.dead_letter_sink = dead_letter_sink
+        self.max_retries = max_retries
+        self.say = say
+        self.status_every = status_every
+        self._stop = False
+
+    def stop(self, *_: object) -> None:
+        self._stop = True
+
+    def _apply_with_retry(self, batch: ApplyBatch):
+        delay = 0.5
+        for attempt in range(1, self.max_retries + 2):
+            try:
+                return self.backend.apply(self.group, batch)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if attempt > self.max_retries or not self._transient(exc):
+                    where = ", ".join(f"{t}[{p}]<{o}" for (t, p), o in sorted(batch.next_offsets.items())[:3])
+                    raise ApplyFailed(f"applying a batch failed after {attempt} attempt(s): "
+                                      f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                                      f" (offsets not advanced: {where})", repr(exc)) from exc
+                log.warning("transient reporting-DB error (attempt %d/%d), retrying in %.1fs: %s",
+                            attempt, self.max_retries, delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                self._reconnect()
+        raise AssertionError("unreachable")
+
+    def _transient(self, exc: Exception) -> bool:
+        text = f"{exc.__class__.__name__} {exc}".lower()
+        markers = ("lock", "conflict", "connection", "could not", "terminat", "timeout", "serializ",
+                   "operationalerror", "io error", "deadlock")
+        return any(m in text for m in markers)
+
+    def _reconnect(self) -> None:
+        reconnect = getattr(self.backend, "reconnect", None)
+        if reconnect:
+            try:
+                reconnect()
+            except Exception as exc:  # noqa: BLE001 - the next attempt will report it
+                log.warning("reconnect failed: %s", exc)
+
+    def caught_up(self) -> bool:
+        lag = self.consumer.lag()
+        return bool(lag) and all(v == 0 for v in lag.values())
+
+    def run(self, until_caught_up: bool = False, idle_timeout: float = 60.0, install_signals: bool = True) -> RunStats:
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        stats = RunStats()
+        last_status = time.monotonic()
+        idle_since = time.monotonic()
+        while not self._stop:
+            records = self.consumer.poll(timeout_ms=300)
+            if records:
+                idle_since = time.monotonic()
+                batch = self.planner(records)
+                result = self._apply_with_retry(batch)
+                if self.dead_letter_sink and batch.dead_letters:
+                    self.dead_letter_sink(batch)
+                self.consumer.commit_hint(batch.next_offsets)
+                stats.batches += 1
+                stats.events += len(records)
+                stats.rows += result.rows
+                stats.dead_letters += result.dead_letters
+                stats.toast_missing += result.unappliable_toast
+            elif until_caught_up:
+                if self.caught_up():
+                    break
+                if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
+                    self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
+                    break
+            if time.monotonic() - last_status >= self.status_every:
+                lag = sum(self.consumer.lag().values())
+                self.say(stats.line(lag))
+                last_status = time.monotonic()
+        return stats
