@@ -119,7 +119,9 @@ def _describe(doc: Document, loc: Loc) -> str:
         parts = []
     dotted = ".".join(parts)
     keys = ".".join(str(k) if isinstance(k, str) else f"[{k}]" for k in loc).replace(".[", "[")
-    return f"{dotted} ({keys})" if dotted else (keys or "(document)")
+    if dotted and dotted != keys:
+        return f"{dotted} ({keys})"
+    return keys or "contract"
 
 
 def validate(doc: Document) -> OpenDataContractStandard:
@@ -127,15 +129,15 @@ def validate(doc: Document) -> OpenDataContractStandard:
     if not isinstance(doc.data, dict):
         doc.fail((), "a contract must be a YAML mapping (an ODCS v3 data contract)")
     errors = list(_validator().iter_errors(doc.data))
+    for error in errors:  # an unknown key (a typo) explains most other errors: report it first
+        if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+            loc: Loc = tuple(error.absolute_path)
+            unknown = [k for k in re.findall(r"'([^']+)'", error.message) if k in error.instance]
+            if unknown:
+                doc.fail((*loc, unknown[0]), f"{_describe(doc, loc)}: unknown key {unknown[0]!r} (not in the ODCS v3 schema)")
     if errors:
         error = jsonschema.exceptions.best_match(errors)
-        loc: Loc = tuple(error.absolute_path)
-        if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
-            quoted = re.findall(r"'([^']+)'", error.message)
-            unknown = [k for k in quoted if k in error.instance]
-            if unknown:
-                key = unknown[0]
-                doc.fail((*loc, key), f"{_describe(doc, loc)}: unknown key {key!r} (not in the ODCS v3 schema)")
+        loc = tuple(error.absolute_path)
         doc.fail(loc, f"{_describe(doc, loc)}: {error.message} (ODCS v3 schema)")
     try:
         return OpenDataContractStandard.model_validate(doc.data)
