@@ -22,6 +22,7 @@ demo: install
 
 ## The test command CI runs (.ci/run calls exactly this).
 test: install lint contract-check
+	$(BIN)/reporting stack install
 	$(BIN)/pytest -m "not slow" --junitxml=test-artifacts/junit.xml
 
 lint: install

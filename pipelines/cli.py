@@ -100,6 +100,19 @@ def stack_up(connectors: bool = typer.Option(True, help="Also create service sch
     _say("[green]stack is up[/]")
 
 
+@stack_app.command("install")
+@friendly
+def stack_install() -> None:
+    """Install what the stack needs and nothing else: Debian packages and the pinned JVM artifacts."""
+    from pipelines.stack import install
+
+    settings = Settings.load()
+    install.ensure_debian_packages(_say)
+    install.ensure_jvm_artifacts(settings, _say)
+    _say("[green]installed[/] (PostgreSQL 15, MariaDB, Kafka/Connect/Debezium jars in "
+         f"{settings.jvm_dir})")
+
+
 @stack_app.command("down")
 @friendly
 def stack_down() -> None:

@@ -53,6 +53,8 @@ class Settings:
     must not be `reporting` (that would clash with the schema `reporting`)."""
     kafka_heap: str
     connect_heap: str
+    jvm_dir: Path
+    """Resolved jars (REPORTING_JVM_DIR, default <state>/jvm); several state folders can share one."""
 
     @classmethod
     def load(cls) -> Settings:
@@ -67,6 +69,7 @@ class Settings:
             duckdb_path=Path(_env("REPORTING_DUCKDB_PATH", str(state / "reportingdb.duckdb"))),
             kafka_heap=_env("REPORTING_KAFKA_HEAP", "768m"),
             connect_heap=_env("REPORTING_CONNECT_HEAP", "1g"),
+            jvm_dir=Path(_env("REPORTING_JVM_DIR", str(state / "jvm"))).resolve(),
         )
 
     @property
@@ -76,10 +79,6 @@ class Settings:
     @property
     def connect_url(self) -> str:
         return f"http://{self.host}:{self.ports['connect']}"
-
-    @property
-    def jvm_dir(self) -> Path:
-        return self.state_dir / "jvm"
 
     @property
     def log_dir(self) -> Path:

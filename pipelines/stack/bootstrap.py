@@ -31,7 +31,12 @@ def create_service_schemas(stack: Stack, say: Callable[[str], None] = print) -> 
     urls = service_urls(stack)
     for name, service in ESTATE.items():
         service.create_schema(urls[name])
-    say(f"service schemas ready: {', '.join(ESTATE)}")
+        setup = ";\n".join(service.cdc_setup_sql()) + ";\n"
+        if name in stack.pg:
+            stack.pg[name].psql(setup, db=name)
+        else:
+            stack.mariadb[name].sql(setup)
+    say(f"service schemas and CDC grants ready: {', '.join(ESTATE)}")
 
 
 def apply_connectors(stack: Stack, say: Callable[[str], None] = print, timeout: float = 180) -> None:

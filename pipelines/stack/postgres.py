@@ -134,9 +134,9 @@ def _lit(value: str) -> str:
 def provision_service(cluster: PgCluster, service: str, app_password: str, cdc_password: str) -> None:
     """Idempotently create the service's database, its application role and the CDC role.
 
-    The CDC role `debezium` can log in for replication and read the service's tables; the
-    publication `reporting_<service>` covers all tables (created by the superuser, since
-    `FOR ALL TABLES` needs it) so Debezium never needs table ownership.
+    The CDC role `debezium` can log in for replication and read the service's tables. The
+    publication is created later, once the service's tables exist (bootstrap.create_service_schemas
+    runs the service's own `cdc_setup_sql`), so Debezium never needs table ownership.
     """
     app = f"{service}_app"
     cluster.psql(f"""
@@ -158,11 +158,6 @@ GRANT USAGE ON SCHEMA public TO debezium;
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO debezium;
 ALTER DEFAULT PRIVILEGES FOR ROLE {app} IN SCHEMA public GRANT SELECT ON TABLES TO debezium;
 GRANT ALL ON SCHEMA public TO {app};
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'reporting_{service}') THEN
-    CREATE PUBLICATION reporting_{service} FOR ALL TABLES;
-  END IF;
-END $$;
 """, db=service)
 
 

@@ -1,0 +1,57 @@
+"""The whole local stack for end-to-end tests, in its own state folder and port range.
+
+Uses REPORTING_STATE_DIR=<repo>/.state/e2e and REPORTING_PORT_OFFSET=100, so a developer's demo
+stack (default ports, .state/) keeps running untouched; the resolved jars are shared.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from pipelines.settings import REPO_ROOT, Settings
+
+E2E_ENV = {
+    "REPORTING_STATE_DIR": str(REPO_ROOT / ".state" / "e2e"),
+    "REPORTING_PORT_OFFSET": "100",
+    "REPORTING_JVM_DIR": str(REPO_ROOT / ".state" / "jvm"),
+    "REPORTING_BACKEND": "duckdb",
+}
+
+
+@pytest.fixture(scope="session")
+def e2e_env():
+    saved = {k: os.environ.get(k) for k in E2E_ENV}
+    os.environ.update(E2E_ENV)
+    try:
+        yield Settings.load()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def stack(e2e_env):
+    """Fresh state, stack up, schemas + connectors; at the end, stack down and no process left."""
+    from pipelines.stack.bootstrap import apply_connectors, create_service_schemas
+    from pipelines.stack.manager import Stack, leftover_processes
+
+    settings = e2e_env
+    st = Stack(settings)
+    st.down(say=lambda _m: None)
+    if settings.state_dir.exists():
+        shutil.rmtree(settings.state_dir)
+    try:
+        st.up(say=print)
+        create_service_schemas(st, say=print)
+        apply_connectors(st, say=print)
+        yield st
+    finally:
+        st.down(say=print)
+        left = leftover_processes(settings)
+        assert not left, f"processes left after stack down: {left}"
