@@ -318,6 +318,8 @@ class _Compiler:
         raise _Reject(f"{what} must be a literal {' or '.join(t.__name__ for t in types)}")
 
     def call(self, node: ast.Call) -> Fn:
+        if isinstance(node.func, ast.Attribute):
+            raise _Reject("attribute access is not allowed (no method calls)")
         if not isinstance(node.func, ast.Name):
             raise _Reject("only calls of the whitelisted functions are allowed: " + ", ".join(FUNCTIONS))
         fname = node.func.id

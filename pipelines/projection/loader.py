@@ -69,7 +69,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _Map:
         if duplicate:
             raise ProjectionError(f"duplicate key {key!r}", loader.name, line)
         out[key] = loader.construct_object(value_node, deep=True)
-        out.lines[key] = value_node.start_mark.line + 1
+        out.lines[key] = line
     return out
 
 
@@ -262,8 +262,11 @@ def parse_projection(text: str, path: Path | str = "<projection>") -> Projection
     try:
         doc = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise f.fail(f"invalid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
+        # a scanner error (e.g. an unterminated quote) is best located where the token started
+        scanning = isinstance(exc, yaml.scanner.ScannerError) and exc.context_mark is not None
+        mark = exc.context_mark if scanning else (exc.problem_mark or exc.context_mark)
+        what = f"{exc.context}: {exc.problem}" if exc.context else exc.problem
+        raise f.fail(f"invalid YAML: {what}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise f.fail(f"invalid YAML: {exc}", None) from None
     finally:
