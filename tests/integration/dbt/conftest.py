@@ -1,0 +1,116 @@
+"""A reporting database per dbt target, loaded with the MusicCorp dataset and built once with `dbt build`.
+
+`reporting` is parametrised over the two targets: a temporary DuckDB file, and a real PostgreSQL 15
+cluster started in a temporary folder (as the `postgres` OS user, free loopback port, provisioned like
+the stack's reporting server, always stopped at teardown). dbt runs as a subprocess with
+`--project-dir/--profiles-dir dbt_project` and its target/log folders in the test's temp dir, so the
+repository stays clean. Sessions run with TZ/timezone Europe/Berlin so UTC day boundaries are tested.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from pipelines.contract.model import load_contracts
+from pipelines.settings import REPO_ROOT
+from pipelines.stack.postgres import provision_reporting
+from tests.integration.dbt import musiccorp_dataset
+from tests.support.databases import temp_postgres
+
+DBT_DIR = REPO_ROOT / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+SESSION_TZ = "Europe/Berlin"
+DBT_TIMEOUT_S = 600
+
+
+@dataclass
+class BuiltReporting:
+    """A reporting DB after `dbt build`: run dbt again, query it, read dbt's artifacts."""
+
+    target: str
+    workdir: Path
+    env: dict[str, str]
+    query: Callable[[str], list[tuple[Any, ...]]]
+
+    def dbt(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_dbt(list(args), self.target, self.env, self.workdir)
+
+    def artifact(self, name: str) -> dict[str, Any]:
+        return json.loads((self.workdir / "target" / name).read_text())
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_", "DBT_"))}
+    env.update(TZ=SESSION_TZ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", **extra)
+    return env
+
+
+def run_dbt(args: list[str], target: str, env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:
+    """`dbt <args>` on `target` with this repo's project and profiles; artifacts and logs under `workdir`."""
+    cmd = [str(DBT), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", target,
+           "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs")]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=DBT_TIMEOUT_S, check=False)  # noqa: S603
+
+
+def _build(built: BuiltReporting) -> BuiltReporting:
+    done = built.dbt("build")
+    if done.returncode != 0:
+        pytest.fail(f"dbt build --target {built.target} failed (exit {done.returncode}):\n{done.stdout[-6000:]}"
+                    f"\n{done.stderr[-2000:]}", pytrace=False)
+    return built
+
+
+def _duckdb(workdir: Path) -> Iterator[BuiltReporting]:
+    path = workdir / "reportingdb.duckdb"  # not reporting.duckdb: the catalog would clash with schema reporting
+    con = duckdb.connect(str(path))
+    try:
+        musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(), "duckdb",
+                               dt.datetime.now(dt.UTC))
+    finally:
+        con.close()
+
+    def query(sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(path), read_only=True) as reader:
+            return reader.execute(sql).fetchall()
+
+    yield _build(BuiltReporting("duckdb", workdir, _clean_env({"REPORTING_DUCKDB_PATH": str(path)}), query))
+
+
+def _postgres(workdir: Path) -> Iterator[BuiltReporting]:
+    with temp_postgres("dbt") as (cluster, _superuser):
+        password = secrets.token_urlsafe(16)
+        provision_reporting(cluster, password, secrets.token_urlsafe(16))
+        cluster.psql(f"ALTER DATABASE reporting SET timezone TO '{SESSION_TZ}'")
+        conninfo = f"host=127.0.0.1 port={cluster.port} user=reporting_writer password={password} dbname=reporting"
+        with psycopg.connect(conninfo, autocommit=True) as con:
+            musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(), "postgres",
+                                   dt.datetime.now(dt.UTC))
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            with psycopg.connect(conninfo, autocommit=True) as reader:
+                return reader.execute(sql).fetchall()
+
+        env = _clean_env({"REPORTING_PG_HOST": "127.0.0.1", "REPORTING_PG_PORT": str(cluster.port),
+                          "REPORTING_PG_USER": "reporting_writer", "REPORTING_PG_PASSWORD": password,
+                          "REPORTING_PG_DBNAME": "reporting"})
+        yield _build(BuiltReporting("postgres", workdir, env, query))
+
+
+@pytest.fixture(scope="session", params=["duckdb", "postgres"])
+def reporting(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltReporting]:
+    """The MusicCorp reporting DB on one target, after a green `dbt build`."""
+    workdir = tmp_path_factory.mktemp(f"dbt-{request.param}")
+    yield from (_duckdb if request.param == "duckdb" else _postgres)(workdir)
