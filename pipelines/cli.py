@@ -214,6 +214,127 @@ def ingest(
     run_pipeline(until_caught_up=until_caught_up, group=group, say=_say)
 
 
+dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+@friendly
+def dlq_list(table: str = typer.Option(None, help="Only this contract table, source table or topic."),
+             all_: bool = typer.Option(False, "--all", help="Include replayed ones."),
+             limit: int = typer.Option(50, help="Show at most this many.")) -> None:
+    """Pending dead letters with topic/partition/offset, stage and reason."""
+    from pipelines.apply.dead_letters import list_dead_letters
+    from pipelines.apply.runner import open_backend
+
+    backend = open_backend(Settings.load())
+    try:
+        rows = list_dead_letters(backend, table, include_replayed=all_, limit=limit)
+    finally:
+        backend.close()
+    t = Table("id", "topic[partition]@offset", "stage", "table", "retries", "reason")
+    for d in rows:
+        t.add_row(str(d.id), f"{d.topic}[{d.partition}]@{d.offset}", d.stage, d.target_table or "", str(d.retries),
+                  d.reason[:120])
+    console.print(t)
+    _say(f"{len(rows)} dead letter(s) shown")
+
+
+@dlq_app.command("replay")
+@friendly
+def dlq_replay(table: str = typer.Option(None, help="Only this contract table, source table or topic."),
+               group: str = typer.Option("reporting-pipeline")) -> None:
+    """Re-apply pending dead letters with the current projections and contracts."""
+    from pipelines.apply.dead_letters import replay
+    from pipelines.apply.runner import load_parts, open_backend
+
+    parts = load_parts()
+    backend = open_backend(Settings.load())
+    try:
+        backend.ensure_schema(list(parts.contracts.values()))
+        res = replay(backend, parts, group, table)
+    finally:
+        backend.close()
+    _say(f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
+         f"{res.still_failing} still failing")
+    if res.still_failing:
+        raise typer.Exit(1)
+
+
+@app.command("status")
+@friendly
+def status(group: str = typer.Option("reporting-pipeline")) -> None:
+    """Per contract table: rows, freshness vs objective, dead letters, last error; lag per partition; events/s."""
+    from pipelines.apply.runner import load_parts, open_backend
+    from pipelines.apply.status import events_per_second, partition_lags, table_statuses
+
+    settings = Settings.load()
+    parts = load_parts()
+    backend = open_backend(settings)
+    try:
+        backend.ensure_schema(list(parts.contracts.values()))
+        tables = table_statuses(backend, list(parts.contracts.values()))
+        rate = events_per_second(backend, group)
+        stored = backend.stored_offsets(group)
+    finally:
+        backend.close()
+    t = Table("contract table", "live rows", "freshness", "objective", "dead letters", "last error")
+    for ts in tables:
+        fresh = "never" if ts.freshness_s is None else f"{ts.freshness_s:,.0f}s"
+        style = "green" if ts.fresh else "yellow"
+        t.add_row(ts.physical_name, f"{ts.rows:,}", f"[{style}]{fresh}[/]", f"{ts.objective_s}s",
+                  str(ts.dead_letters), (ts.last_error or "")[:60])
+    console.print(t)
+    try:
+        lags = partition_lags(stored, settings.kafka_bootstrap)
+    except Exception as exc:  # noqa: BLE001 - Kafka down is a status, not a crash
+        lags = partition_lags(stored, None)
+        _say(f"[yellow]Kafka not reachable ({exc.__class__.__name__}): lag unknown[/]")
+    lt = Table("topic", "partition", "next offset", "end offset", "lag")
+    for pl in lags:
+        lt.add_row(pl.topic, str(pl.partition), f"{pl.next_offset:,}",
+                   "?" if pl.end_offset is None else f"{pl.end_offset:,}", "?" if pl.lag is None else f"{pl.lag:,}")
+    console.print(lt)
+    _say(f"events/s over the last minute: {rate:,.1f}")
+
+
+# --------------------------------------------------------------------------- estate traffic
+@app.command("simulate")
+@friendly
+def simulate(
+    rate: float = typer.Option(200.0, help="Business operations per second (0 = as fast as possible)."),
+    duration: float = typer.Option(30.0, help="Seconds to run."),
+    seed: int = typer.Option(7, help="Seed: the same seed gives the same sequence of operations."),
+    workers: int = typer.Option(1, help="Independent shopper streams (each with its own connections)."),
+    bulk: int = typer.Option(0, help="Instead of live traffic, bulk-load this many historical orders (COPY)."),
+) -> None:
+    """Drive MusicCorp's business flows against the service databases, as the services would."""
+    from estate import simulator
+    from pipelines.stack.bootstrap import service_urls
+    from pipelines.stack.manager import Stack
+
+    urls = service_urls(Stack())
+    if bulk:
+        report = simulator.bulk_load(urls, bulk, seed=seed)
+        _say(str(report))
+        return
+    report = simulator.run(urls, rate=rate, duration=duration, seed=seed, workers=workers)
+    _say(report.summary())
+
+
+@app.command("demo")
+@friendly
+def demo(
+    duration: float = typer.Option(20.0, help="Seconds of simulated traffic."),
+    rate: float = typer.Option(100.0, help="Business operations per second during the demo."),
+    seed: int = typer.Option(7, help="Traffic seed."),
+) -> None:
+    """The whole scene: stack up, MusicCorp traffic, pipeline until caught up, dbt build, a report."""
+    from pipelines.demo import run_demo
+
+    run_demo(duration=duration, rate=rate, seed=seed, say=_say, console=console)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app(sys.argv[1:])
 

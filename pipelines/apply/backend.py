@@ -64,6 +64,8 @@ class ApplyBatch:
     dead_letters: list[DeadLetterRow]
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
     replayed_dead_letter_ids: list[int] = field(default_factory=list)
+    failed_again: list[tuple[int, str]] = field(default_factory=list)  # (dead-letter id, new reason)
+    events: int = 0  # records in the batch (for the batches log)
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,13 @@ class Backend(ABC):
                      dl.target_table, dl.key, dl.value))
             for dl_id in batch.replayed_dead_letter_ids:
                 self.execute(f"UPDATE _pipeline.dead_letters SET replayed_at = now() WHERE id = {self._p(1)}", (dl_id,))
+            for dl_id, reason in batch.failed_again:
+                self.execute(f"UPDATE _pipeline.dead_letters SET retries = retries + 1, reason = {self._p(1)} "
+                             f"WHERE id = {self._p(1)}", (reason[:2000], dl_id))
+            if batch.events:
+                self.execute("INSERT INTO _pipeline.batches (consumer_group, applied_at, events, rows_applied, "
+                             f"dead_letters) VALUES ({self._p(1)}, now(), {self._p(3)})",
+                             (group, batch.events, rows, len(batch.dead_letters)))
             for (topic, part), nxt in sorted(batch.next_offsets.items()):
                 self.execute(
                     "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "

@@ -46,4 +46,4 @@ def apply_batch(plan: BatchPlan, contracts: Mapping[str, Contract],
     src = source_tables or {}
     dead = [DeadLetterRow(d.topic, d.partition, d.offset, d.stage, d.reason, src.get(d.topic), d.target, d.key, d.value)
             for d in plan.dead_letters]
-    return ApplyBatch(tables, dead, plan.next_offsets())
+    return ApplyBatch(tables, dead, plan.next_offsets(), events=plan.records)

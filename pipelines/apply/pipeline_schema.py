@@ -5,6 +5,7 @@
 - dead_letters:  events that could not be decoded, projected or validated, with the reason and
                  the raw key/value, until replayed.
 - table_status:  per contract table: newest source timestamp applied, rows applied, last error.
+- batches:       one row per applied batch (events, rows, dead letters) for rates in `reporting status`.
 - deleted_keys:  per contract table `<physical>__deleted`: the newest delete position per key, so a
                  replayed older create cannot resurrect a deleted row (see apply/sql.py).
 """
@@ -38,6 +39,9 @@ def pipeline_ddl(dialect: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.table_status (
   physical_name VARCHAR PRIMARY KEY, newest_source_ts {ts}, last_applied_at {ts},
   rows_applied {big} NOT NULL DEFAULT 0, last_error VARCHAR, last_error_at {ts})""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.batches (
+  consumer_group VARCHAR NOT NULL, applied_at {ts} NOT NULL, events INTEGER NOT NULL, rows_applied INTEGER NOT NULL,
+  dead_letters INTEGER NOT NULL)""",
     ]
     return stmts
 
