@@ -50,13 +50,13 @@ def ensure_catalog(warehouse: pymysql.connections.Connection, catalog_size: int)
             now = datetime.now(UTC).replace(tzinfo=None)
             items = [fake.catalog_item(wanted[s]) for s in missing]
             cur.executemany(
-                "INSERT INTO catalog_items (sku, title, artist_name, format_code, price_cents, currency_iso,"
-                " listed, supplier_cost_cents, modified_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO catalog_items (sku, release_title, artist_name, format_code, price_cents, currency_iso,"
+                " listed, supplier_cost_cents, modified_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [(i.sku, i.title, i.artist, i.format.value, i.price_cents, CURRENCY, 1, i.supplier_cost_cents, now)
                  for i in items])
             rng = random.Random("initial-stock")
             cur.executemany(
-                "INSERT IGNORE INTO bin_stock (sku, site_code, on_hand, allocated, modified_at)"
+                "INSERT IGNORE INTO bin_stock (sku, site_code, qty_on_hand, qty_allocated, modified_on)"
                 " VALUES (%s, %s, %s, 0, %s)",
                 [(s, site, rng.randint(*_INITIAL_STOCK), now) for s in missing for site in SITES])
     warehouse.commit()
@@ -214,7 +214,7 @@ def _load_customers(estate: Estate, rng: random.Random, first_id: int, count: in
     addresses: list[tuple] = []
     for n in range(count):
         cid = first_id + n
-        person = fake.person(r, cid)
+        person = fake.person(r, cid, domain="historic.example.com")
         signup_s = span_s * n / max(count, 1) - 86400 * 30
         status = CustomerStatus.PENDING if r.random() < 0.05 else CustomerStatus.VERIFIED
         signup = _ts(origin, signup_s)
@@ -331,13 +331,13 @@ def _load_warehouse(estate: Estate, stream, origin: datetime, rng: random.Random
             if fulfilments:
                 cur.executemany(
                     "INSERT INTO fulfilments (order_ref, stage_code, carrier_code, tracking_ref, picker_id,"
-                    " picked_at, packed_at, shipped_at, modified_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    " picked_on, packed_on, shipped_on, modified_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     fulfilments)
                 counts["fulfilments"] += len(fulfilments)
                 fulfilments.clear()
             if reservations:
                 cur.executemany(
-                    "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_at, modified_at)"
+                    "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_on, modified_on)"
                     " VALUES (%s, %s, %s, %s, %s, %s, %s)", reservations)
                 counts["reservations"] += len(reservations)
                 reservations.clear()
@@ -360,10 +360,10 @@ def _load_warehouse(estate: Estate, stream, origin: datetime, rng: random.Random
                                     picked, packed, shipped, shipped or packed))
             flush()
         flush(force=True)
-        # held reservations are what bin_stock.allocated counts
+        # held reservations are what bin_stock.qty_allocated counts
         cur.execute("UPDATE bin_stock b JOIN (SELECT sku, site_code, SUM(qty) AS held FROM reservations"
                     " WHERE hold_state = %s GROUP BY sku, site_code) r ON r.sku = b.sku AND r.site_code = b.site_code"
-                    " SET b.allocated = r.held, b.on_hand = GREATEST(b.on_hand, r.held)",
+                    " SET b.qty_allocated = r.held, b.qty_on_hand = GREATEST(b.qty_on_hand, r.held)",
                     (ReservationState.HELD.value,))
     conn.commit()
     return counts

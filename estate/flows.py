@@ -273,7 +273,7 @@ def refund_payment(payments: PgConn, orders: PgConn, payment_id: int, amount_cen
 def reserve_stock(warehouse: MariaConn, order_id: int, items: Sequence[tuple[str, int]]) -> int:
     """Hold stock for an order's lines, one warehouse transaction. Returns the units reserved.
 
-    Each SKU is reserved at the site with the most free units (on_hand − allocated), up to what is
+    Each SKU is reserved at the site with the most free units (qty_on_hand − qty_allocated), up to what is
     free there; what cannot be held is back-ordered (not reserved). SKUs must be distinct.
     """
     if not items:
@@ -283,7 +283,7 @@ def reserve_stock(warehouse: MariaConn, order_id: int, items: Sequence[tuple[str
     reserved = 0
     with _maria_tx(warehouse) as cur:
         cur.execute(
-            f"SELECT sku, site_code, on_hand - allocated FROM bin_stock WHERE sku IN ({placeholders})"  # noqa: S608 - placeholders only
+            f"SELECT sku, site_code, qty_on_hand - qty_allocated FROM bin_stock WHERE sku IN ({placeholders})"  # noqa: S608 - placeholders only
             " ORDER BY sku, site_code FOR UPDATE", skus)
         best: dict[str, tuple[str, int]] = {}
         for sku, site, free in cur.fetchall():
@@ -297,10 +297,10 @@ def reserve_stock(warehouse: MariaConn, order_id: int, items: Sequence[tuple[str
                 holds.append((sku, site, take))
         if holds:
             cur.executemany(
-                "UPDATE bin_stock SET allocated = allocated + %s, modified_at = UTC_TIMESTAMP(6)"
+                "UPDATE bin_stock SET qty_allocated = qty_allocated + %s, modified_on = UTC_TIMESTAMP(6)"
                 " WHERE sku = %s AND site_code = %s", [(take, sku, site) for sku, site, take in holds])
             cur.executemany(
-                "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_at, modified_at)"
+                "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_on, modified_on)"
                 " VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
                 [(order_id, sku, site, take, ReservationState.HELD.value) for sku, site, take in holds])
             reserved = sum(take for _, _, take in holds)
@@ -308,10 +308,10 @@ def reserve_stock(warehouse: MariaConn, order_id: int, items: Sequence[tuple[str
 
 
 def pick(warehouse: MariaConn, order_id: int, *, picker_id: int) -> int:
-    """A picker starts on the order: a fulfilment in PICKING with picked_at, one warehouse tx. Returns its id."""
+    """A picker starts on the order: a fulfilment in PICKING with picked_on, one warehouse tx. Returns its id."""
     with _maria_tx(warehouse) as cur:
         cur.execute(
-            "INSERT INTO fulfilments (order_ref, stage_code, picker_id, picked_at, modified_at)"
+            "INSERT INTO fulfilments (order_ref, stage_code, picker_id, picked_on, modified_on)"
             " VALUES (%s, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
             (order_id, int(FulfilmentStage.PICKING), picker_id))
         return int(cur.lastrowid)
@@ -321,7 +321,7 @@ def pack(warehouse: MariaConn, orders: PgConn, order_id: int) -> bool:
     """The parcel is packed: fulfilment PACKED (warehouse tx), then the order is PACKED (orders tx)."""
     with _maria_tx(warehouse) as cur:
         moved = cur.execute(
-            "UPDATE fulfilments SET stage_code = %s, packed_at = UTC_TIMESTAMP(6), modified_at = UTC_TIMESTAMP(6)"
+            "UPDATE fulfilments SET stage_code = %s, packed_on = UTC_TIMESTAMP(6), modified_on = UTC_TIMESTAMP(6)"
             " WHERE order_ref = %s AND stage_code = %s",
             (int(FulfilmentStage.PACKED), order_id, int(FulfilmentStage.PICKING)))
     if moved:
@@ -335,13 +335,13 @@ def ship(warehouse: MariaConn, orders: PgConn, order_id: int, *, carrier: str, t
     with _maria_tx(warehouse) as cur:
         moved = cur.execute(
             "UPDATE fulfilments SET stage_code = %s, carrier_code = %s, tracking_ref = %s,"
-            " shipped_at = UTC_TIMESTAMP(6), modified_at = UTC_TIMESTAMP(6) WHERE order_ref = %s AND stage_code = %s",
+            " shipped_on = UTC_TIMESTAMP(6), modified_on = UTC_TIMESTAMP(6) WHERE order_ref = %s AND stage_code = %s",
             (int(FulfilmentStage.SHIPPED), carrier, tracking_number, order_id, int(FulfilmentStage.PACKED)))
         if moved:
             cur.execute(
                 "UPDATE bin_stock b JOIN reservations r ON r.sku = b.sku AND r.site_code = b.site_code"
-                " SET b.on_hand = b.on_hand - r.qty, b.allocated = b.allocated - r.qty,"
-                " b.modified_at = UTC_TIMESTAMP(6), r.hold_state = %s, r.modified_at = UTC_TIMESTAMP(6)"
+                " SET b.qty_on_hand = b.qty_on_hand - r.qty, b.qty_allocated = b.qty_allocated - r.qty,"
+                " b.modified_on = UTC_TIMESTAMP(6), r.hold_state = %s, r.modified_on = UTC_TIMESTAMP(6)"
                 " WHERE r.order_ref = %s AND r.hold_state = %s",
                 (ReservationState.CONSUMED.value, order_id, ReservationState.HELD.value))
     if moved:
@@ -355,7 +355,7 @@ def change_price(warehouse: MariaConn, sku: str, price_cents: int) -> bool:
         raise ValueError(f"{sku}: price must be positive, got {price_cents} cents")
     with _maria_tx(warehouse) as cur:
         return bool(cur.execute(
-            "UPDATE catalog_items SET price_cents = %s, modified_at = UTC_TIMESTAMP(6) WHERE sku = %s",
+            "UPDATE catalog_items SET price_cents = %s, modified_on = UTC_TIMESTAMP(6) WHERE sku = %s",
             (price_cents, sku)))
 
 
@@ -367,21 +367,21 @@ def adjust_stock(warehouse: MariaConn, sku: str, site: str, delta: int) -> int |
     to a site with no bin opens one. Returns the new on-hand quantity, None when the bin is gone.
     """
     with _maria_tx(warehouse) as cur:
-        cur.execute("SELECT on_hand, allocated FROM bin_stock WHERE sku = %s AND site_code = %s FOR UPDATE",
+        cur.execute("SELECT qty_on_hand, qty_allocated FROM bin_stock WHERE sku = %s AND site_code = %s FOR UPDATE",
                     (sku, site))
         row = cur.fetchone()
         if row is None:
             if delta <= 0:
                 return None
-            cur.execute("INSERT INTO bin_stock (sku, site_code, on_hand, allocated, modified_at)"
+            cur.execute("INSERT INTO bin_stock (sku, site_code, qty_on_hand, qty_allocated, modified_on)"
                         " VALUES (%s, %s, %s, 0, UTC_TIMESTAMP(6))", (sku, site, delta))
             return delta
-        on_hand, allocated = int(row[0]), int(row[1])
-        new_on_hand = stock_after_adjustment(on_hand, allocated, delta)
-        if new_on_hand == 0 and allocated == 0:
+        qty_on_hand, qty_allocated = int(row[0]), int(row[1])
+        new_on_hand = stock_after_adjustment(qty_on_hand, qty_allocated, delta)
+        if new_on_hand == 0 and qty_allocated == 0:
             cur.execute("DELETE FROM bin_stock WHERE sku = %s AND site_code = %s", (sku, site))
             return None
-        cur.execute("UPDATE bin_stock SET on_hand = %s, modified_at = UTC_TIMESTAMP(6)"
+        cur.execute("UPDATE bin_stock SET qty_on_hand = %s, modified_on = UTC_TIMESTAMP(6)"
                     " WHERE sku = %s AND site_code = %s", (new_on_hand, sku, site))
         return new_on_hand
 
@@ -410,10 +410,10 @@ def cancel_order(warehouse: MariaConn, payments: PgConn, orders: PgConn, order_i
         if released:
             cur.execute(
                 "UPDATE bin_stock b JOIN reservations r ON r.sku = b.sku AND r.site_code = b.site_code"
-                " SET b.allocated = b.allocated - r.qty, b.modified_at = UTC_TIMESTAMP(6),"
-                " r.hold_state = %s, r.modified_at = UTC_TIMESTAMP(6) WHERE r.order_ref = %s AND r.hold_state = %s",
+                " SET b.qty_allocated = b.qty_allocated - r.qty, b.modified_on = UTC_TIMESTAMP(6),"
+                " r.hold_state = %s, r.modified_on = UTC_TIMESTAMP(6) WHERE r.order_ref = %s AND r.hold_state = %s",
                 (ReservationState.RELEASED.value, order_id, ReservationState.HELD.value))
-        cur.execute("UPDATE fulfilments SET stage_code = %s, modified_at = UTC_TIMESTAMP(6)"
+        cur.execute("UPDATE fulfilments SET stage_code = %s, modified_on = UTC_TIMESTAMP(6)"
                     " WHERE order_ref = %s AND stage_code IN (%s, %s)",
                     (int(FulfilmentStage.CANCELLED), order_id, int(FulfilmentStage.PICKING),
                      int(FulfilmentStage.PACKED)))

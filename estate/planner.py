@@ -129,7 +129,7 @@ _NEXT_STAGE = {"placed": "authorised", "authorised": "paid", "paid": "reserved",
 class Planner:
     """The deterministic model of the shop. `next()` returns the next operation."""
 
-    seed: int
+    seed: int | str
     catalog_size: int = 2000
     mix: Mapping[Flow, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
 

@@ -12,8 +12,10 @@ PyMySQL), no ORM and no pool.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
@@ -74,8 +76,9 @@ class _UnknownEntity(LookupError):
 class Executor:
     """Runs planner operations against real databases, mapping run-local references to ids."""
 
-    def __init__(self, estate: Estate) -> None:
+    def __init__(self, estate: Estate, email_tag: str = "") -> None:
         self.db = estate
+        self.email_tag = email_tag
         self.customers = _Ids()
         self.orders = _Ids()
         self.payments = _Ids()  # order ref → its live payment id
@@ -101,6 +104,9 @@ class Executor:
     # one method per Flow, taking the planner's arguments
 
     def _register_customer(self, ref, person, password_hash, token):
+        if self.email_tag:  # another run of this seed may already have used the planned address
+            local, _, domain = person.email.partition("@")
+            person = dataclasses.replace(person, email=f"{local}+{self.email_tag}@{domain}")
         self.customers.remember(ref, flows.register_customer(
             self.db.customers, person, password_hash=password_hash, verification_token=token))
 
@@ -217,71 +223,152 @@ def _rate_text(rate: float) -> str:
     return "unlimited" if rate <= 0 else f"{rate:,.0f} ops/s"
 
 
+_MARIADB_RETRYABLE = (1205, 1213)  # lock wait timeout, deadlock: the whole flow is retried
+
+
+class _Worker(threading.Thread):
+    """One simulated stream of shoppers: its own planner, connections and pacing."""
+
+    def __init__(self, index: int, urls: Mapping[str, str], seed: int | str, rate: float, until: float,
+                 max_operations: float, catalog_size: int, max_errors: int, stop: threading.Event,
+                 email_tag: str) -> None:
+        super().__init__(name=f"estate-simulator-{index}", daemon=True)
+        self.email_tag = email_tag
+        self.urls, self.rate, self.until, self.max_operations = urls, rate, until, max_operations
+        self.max_errors, self.stop = max_errors, stop
+        self.planner = Planner(seed, catalog_size)
+        self.per_flow: Counter = Counter()
+        self.errors: Counter = Counter()
+        self.operations = 0
+        self.skipped = 0
+        self.digest = hashlib.sha256()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with Estate.connect(dict(self.urls)) as estate:
+                self._loop(Executor(estate, self.email_tag), estate)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self.failure = exc
+            self.stop.set()
+
+    def _loop(self, executor: Executor, estate: Estate) -> None:
+        interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        scheduled = time.perf_counter()
+        while self.operations < self.max_operations and not self.stop.is_set():
+            now = time.perf_counter()
+            if now >= self.until:
+                break
+            if interval:
+                if scheduled > now:
+                    time.sleep(scheduled - now)
+                elif now - scheduled > 1.0:  # fell behind by more than a second: do not burst
+                    scheduled = now
+                scheduled += interval
+            op = self.planner.next()
+            self.digest.update(f"{op.seq}|{op.flow.value}|{op.args!r}\n".encode())
+            try:
+                self._execute(executor, op)
+            except _UnknownEntity:
+                self.skipped += 1
+            except (psycopg.Error, pymysql.Error, ValueError) as exc:
+                self.errors[op.flow.value] += 1
+                if sum(self.errors.values()) >= self.max_errors or _broken(estate):
+                    raise RuntimeError(f"simulator stopped at operation {op.seq} ({op.flow.value}): "
+                                       f"{type(exc).__name__}: {exc}") from exc
+            self.per_flow[op.flow.value] += 1
+            self.operations += 1
+
+    @staticmethod
+    def _execute(executor: Executor, op: Operation) -> None:
+        for attempt in range(3):
+            try:
+                executor.execute(op)
+                return
+            except pymysql.err.OperationalError as exc:
+                # every flow's MariaDB transaction comes first, so a retry never repeats another service's tx
+                if exc.args[0] not in _MARIADB_RETRYABLE or attempt == 2:
+                    raise
+
+
 def run(urls: Mapping[str, str], rate: float = 1000.0, duration: float = 60.0, seed: int = 0,
-        progress: bool = True, *, operations: int | None = None, catalog_size: int = 2000,
+        progress: bool = True, *, operations: int | None = None, workers: int = 1, catalog_size: int = 2000,
         max_errors: int = 1000) -> SimulationReport:
     """Drive the estate's flows for `duration` seconds (or `operations` operations) at `rate` ops/s.
 
     `urls` maps each service (customers, orders, payments, warehouse) to a SQLAlchemy URL; the
     private schemas must exist (`estate.services.create_all`). `rate <= 0` means as fast as
-    possible. The same `seed` yields the same sequence of operations (see `SimulationReport.digest`);
-    timestamps and database ids differ between runs. The catalog (`catalog_size` SKUs with stock at
-    every site) is created first if missing. Ctrl-C stops the run and still returns the report.
+    possible. With one worker (the default) the same `seed` yields the same sequence of operations
+    (`SimulationReport.digest`); database ids and timestamps differ between runs. `workers > 1` runs
+    that many independent shopper streams, each with its own connections, deterministic per
+    worker (worker 0 uses `seed` itself), sharing `rate` and `operations` equally; they only meet
+    on catalog stock, where a MariaDB deadlock is retried. The catalog (`catalog_size` SKUs with
+    stock at every site) is created first if missing. Ctrl-C stops the run and returns the report.
     """
     if duration <= 0 and operations is None:
         raise ValueError("give a positive duration or a number of operations")
+    if workers < 1:
+        raise ValueError("workers must be >= 1")
+    missing = {"customers", "orders", "payments", "warehouse"} - set(urls)
+    if missing:
+        raise ValueError(f"simulator: no URL for {', '.join(sorted(missing))}")
     report = SimulationReport(seed=seed, target_rate=rate)
-    per_flow: Counter = Counter()
-    errors: Counter = Counter()
-    digest = hashlib.sha256()
-    planner = Planner(seed, catalog_size)
     with Estate.connect(dict(urls)) as estate:
         ensure_catalog(estate.warehouse, catalog_size)
-        executor = Executor(estate)
-        display = _Display(report, duration) if progress else None
+        known_customers = estate.customers.execute("SELECT COALESCE(max(id), 0) FROM customers").fetchone()[0]
+    stop = threading.Event()
+    start = time.perf_counter()
+    until = start + duration if duration > 0 else float("inf")
+    pool = []
+    for i in range(workers):
+        share = float("inf") if operations is None else operations // workers + (1 if i < operations % workers else 0)
+        pool.append(_Worker(i, urls, seed if i == 0 else f"{seed}:{i}", rate / workers if rate > 0 else 0,
+                            until, share, catalog_size, max_errors, stop,
+                            _email_tag(known_customers, i)))
+    display = _Display(report, duration) if progress else None
+
+    def collect() -> None:
+        report.elapsed_s = time.perf_counter() - start
+        report.operations = sum(w.operations for w in pool)
+        report.skipped = sum(w.skipped for w in pool)
+        report.per_flow = dict(sum((w.per_flow for w in pool), Counter()))
+        report.errors = dict(sum((w.errors for w in pool), Counter()))
+
+    try:
         if display:
             display.__enter__()
-        start = time.perf_counter()
-        deadline = start + duration if duration > 0 else float("inf")
-        interval = 1.0 / rate if rate > 0 else 0.0
-        scheduled = start
-        try:
-            while report.operations < (operations if operations is not None else float("inf")):
-                now = time.perf_counter()
-                if now >= deadline:
-                    break
-                if interval:
-                    if scheduled > now:
-                        time.sleep(scheduled - now)
-                    elif now - scheduled > 1.0:  # fell behind by more than a second: do not burst
-                        scheduled = now
-                    scheduled += interval
-                op = planner.next()
-                digest.update(f"{op.seq}|{op.flow.value}|{op.args!r}\n".encode())
-                try:
-                    executor.execute(op)
-                except _UnknownEntity:
-                    report.skipped += 1
-                except (psycopg.Error, pymysql.Error, ValueError) as exc:
-                    errors[op.flow.value] += 1
-                    if sum(errors.values()) >= max_errors or _broken(estate):
-                        raise RuntimeError(f"simulator stopped at operation {op.seq} ({op.flow.value}): "
-                                           f"{type(exc).__name__}: {exc}") from exc
-                per_flow[op.flow.value] += 1
-                report.operations += 1
+        for w in pool:
+            w.start()
+        while any(w.is_alive() for w in pool):
+            for w in pool:
+                w.join(timeout=0.25)
                 if display:
-                    report.elapsed_s = time.perf_counter() - start
-                    report.per_flow, report.errors = per_flow, errors
+                    collect()
                     display.refresh(time.perf_counter())
-        except KeyboardInterrupt:
-            report.interrupted = True
-        finally:
-            report.elapsed_s = time.perf_counter() - start
-            report.per_flow, report.errors = dict(per_flow), dict(errors)
-            report.digest = digest.hexdigest()
-            if display:
-                display.__exit__(None, None, None)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        stop.set()
+        for w in pool:
+            w.join()
+    finally:
+        collect()
+        if display:
+            display.__exit__(None, None, None)
+    combined = hashlib.sha256()
+    for w in pool:
+        combined.update(w.digest.digest())
+    report.digest = combined.hexdigest() if workers > 1 else pool[0].digest.hexdigest()
+    failures = [w.failure for w in pool if w.failure is not None]
+    if failures:
+        raise failures[0]
     return report
+
+
+def _email_tag(known_customers: int, worker: int) -> str:
+    """Keeps planned e-mail addresses unique: empty on a fresh estate's first worker (addresses exactly
+    as planned), else derived from the customers already there and the worker number."""
+    parts = ([f"r{known_customers}"] if known_customers else []) + ([f"w{worker}"] if worker else [])
+    return "".join(parts)
 
 
 def _broken(estate: Estate) -> bool:
@@ -289,11 +376,13 @@ def _broken(estate: Estate) -> bool:
     return any(c.closed for c in (estate.customers, estate.orders, estate.payments)) or not estate.warehouse.open
 
 
-def benchmark(urls: Mapping[str, str], duration: float = 30.0, seed: int = 0, progress: bool = False,
-              catalog_size: int = 2000) -> float:
+def benchmark(urls: Mapping[str, str], duration: float = 30.0, seed: int = 0, progress: bool = False, *,
+              workers: int = 1, catalog_size: int = 2000) -> float:
     """Run the simulator flat out for `duration` seconds and return the achieved operations per second.
 
     Each operation is one business flow (one transaction per service it touches), so this is the
     figure to compare with the 1,000 ops/s target. Writes real data: use a disposable estate.
     """
-    return run(urls, rate=0, duration=duration, seed=seed, progress=progress, catalog_size=catalog_size).ops_per_second
+    report = run(urls, rate=0, duration=duration, seed=seed, progress=progress, workers=workers,
+                 catalog_size=catalog_size)
+    return report.ops_per_second

@@ -2,15 +2,15 @@
 
 Timestamps are DATETIME(6) in UTC (MariaDB has no zone-aware type; the service writes UTC_TIMESTAMP(6)).
 Contracts, each from one table, row by row:
-- products_v1 ← catalog_items: sku, title, artist_name → artist, format_code (LP/CD/MC/DL, see
+- products_v1 ← catalog_items: sku, release_title → title, artist_name → artist, format_code (LP/CD/MC/DL, see
   `estate.domain.MediaFormat`) → format, price_cents / 100 → price, upper(currency_iso) → currency,
-  listed (TINYINT(1) 0/1) → is_active, modified_at → updated_at.
-- stock_levels_v1 ← bin_stock: sku, site_code → location, on_hand, allocated → reserved, modified_at
-  (rows are hard-deleted when a bin is emptied and retired).
+  listed (TINYINT(1) 0/1) → is_active, modified_on → updated_at.
+- stock_levels_v1 ← bin_stock: sku, site_code → location, qty_on_hand → on_hand, qty_allocated → reserved,
+  modified_on → updated_at (rows are hard-deleted when a bin is emptied and retired).
 - shipments_v1 ← fulfilments: id → shipment_id, order_ref → order_id, stage_code (1/2/3/9, see
   `estate.domain.FulfilmentStage`) → status, carrier_code → carrier, tracking_ref → tracking_number,
-  picked_at, packed_at, shipped_at, modified_at → updated_at.
-`reservations` backs `bin_stock.allocated` and is in no contract.
+  picked_on → picked_at, packed_on → packed_at, shipped_on → shipped_at, modified_on → updated_at.
+`reservations` backs `bin_stock.qty_allocated` and is in no contract.
 
 INTERNAL (excluded at the connector): catalog_items.supplier_cost_cents, fulfilments.picker_id.
 """
@@ -38,14 +38,14 @@ catalog_items = Table(
     "catalog_items",
     metadata,
     Column("sku", String(32), primary_key=True),
-    Column("title", String(200), nullable=False),
+    Column("release_title", String(200), nullable=False),
     Column("artist_name", String(200), nullable=False),
     Column("format_code", CHAR(2), nullable=False, comment="LP vinyl, CD, MC cassette, DL digital"),
     Column("price_cents", Integer, nullable=False),
     Column("currency_iso", CHAR(3), nullable=False, comment="lower case"),
     Column("listed", TINYINT(1), nullable=False, comment="1 on sale, 0 withdrawn"),
     Column("supplier_cost_cents", Integer, comment="INTERNAL: purchase price"),
-    Column("modified_at", DT6, nullable=False),
+    Column("modified_on", DT6, nullable=False),
     **_OPTS,
 )
 
@@ -54,9 +54,9 @@ bin_stock = Table(
     metadata,
     Column("sku", String(32), primary_key=True),
     Column("site_code", String(16), primary_key=True),
-    Column("on_hand", Integer, nullable=False),
-    Column("allocated", Integer, nullable=False, comment="units held by reservations"),
-    Column("modified_at", DT6, nullable=False),
+    Column("qty_on_hand", Integer, nullable=False),
+    Column("qty_allocated", Integer, nullable=False, comment="units held by reservations"),
+    Column("modified_on", DT6, nullable=False),
     **_OPTS,
 )
 
@@ -69,8 +69,8 @@ reservations = Table(
     Column("site_code", String(16), nullable=False),
     Column("qty", Integer, nullable=False),
     Column("hold_state", CHAR(1), nullable=False, comment="H held, R released, C consumed"),
-    Column("created_at", DT6, nullable=False),
-    Column("modified_at", DT6, nullable=False),
+    Column("created_on", DT6, nullable=False),
+    Column("modified_on", DT6, nullable=False),
     UniqueConstraint("order_ref", "sku", name="reservations_one_per_order_sku"),
     **_OPTS,
 )
@@ -84,10 +84,10 @@ fulfilments = Table(
     Column("carrier_code", String(32)),
     Column("tracking_ref", String(64)),
     Column("picker_id", Integer, comment="INTERNAL: employee who picked"),
-    Column("picked_at", DT6),
-    Column("packed_at", DT6),
-    Column("shipped_at", DT6),
-    Column("modified_at", DT6, nullable=False),
+    Column("picked_on", DT6),
+    Column("packed_on", DT6),
+    Column("shipped_on", DT6),
+    Column("modified_on", DT6, nullable=False),
     Index("fulfilments_by_order", "order_ref"),
     **_OPTS,
 )

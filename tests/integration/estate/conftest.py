@@ -219,3 +219,57 @@ def estate_urls(local_postgres: LocalPostgres, local_mariadb: LocalMariaDb) -> d
     for name, url in urls.items():
         services.get(name).create_schema(url)
     return urls
+
+
+@pytest.fixture(scope="session")
+def estate(estate_urls: dict[str, str]):
+    """One open connection per service (what the flows take), closed at the end of the session."""
+    from estate.db import Estate
+
+    with Estate.connect(estate_urls) as connections:
+        yield connections
+
+
+class DecodedTransactions:
+    """Committed transactions of one PostgreSQL database, as logical decoding (test_decoding) saw them.
+
+    Each transaction is a list of change lines such as
+    `table public.orders: UPDATE: id[bigint]:1 ... terms_snapshot[text]:unchanged-toast-datum ...`.
+    """
+
+    def __init__(self, server: LocalPostgres, db: str) -> None:
+        self.server, self.db = server, db
+        self.slot = f"estate_test_{secrets.token_hex(6)}"
+        self.transactions: list[list[str]] = []
+
+    def __enter__(self) -> DecodedTransactions:
+        self.server.psql(f"SELECT pg_create_logical_replication_slot('{self.slot}', 'test_decoding')", db=self.db)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            # decoding stops at the flushed WAL; the services commit asynchronously (synchronous_commit
+            # off), so a synchronous commit that writes WAL (a transactional message) flushes it all
+            self.server.psql("SET synchronous_commit = on;"
+                             " SELECT pg_logical_emit_message(true, 'estate_test_flush', '');", db=self.db)
+            out = self.server.psql(
+                "SELECT replace(data, E'\\n', ' ') FROM pg_logical_slot_get_changes("
+                f"'{self.slot}', NULL, NULL, 'include-xids', '0', 'skip-empty-xacts', '1')", db=self.db)
+            current: list[str] | None = None
+            for line in out.splitlines():
+                if line.startswith("BEGIN"):
+                    current = []
+                elif line.startswith("COMMIT"):
+                    if current:
+                        self.transactions.append(current)
+                    current = None
+                elif current is not None and not line.startswith("message:"):
+                    current.append(line)
+        finally:
+            self.server.psql(f"SELECT pg_drop_replication_slot('{self.slot}')", db=self.db)
+
+
+@pytest.fixture
+def decode(local_postgres: LocalPostgres):
+    """`with decode('customers') as seen: ...` then `seen.transactions` lists what was committed."""
+    return lambda db: DecodedTransactions(local_postgres, db)
