@@ -77,6 +77,8 @@ class BulkLoadReport:
         tables = ", ".join(f"{k}={v:,}" for k, v in self.rows.items())
         return f"bulk load (seed {self.seed}) in {self.elapsed_s:.1f}s ({self.rows_per_second:,.0f} rows/s): {tables}"
 
+    __str__ = summary
+
 
 def _copy_text(value: object) -> str:
     """One value in COPY text format."""

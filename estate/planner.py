@@ -11,8 +11,9 @@ on (no capture without an authorised payment), then draws that flow's arguments.
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -323,7 +324,20 @@ class Planner:
         return (fake.sku(index), site, delta)
 
 
-def plan(seed: int, operations: int, catalog_size: int = 2000) -> list[Operation]:
+def operation_line(op: Operation) -> bytes:
+    """The canonical text of an operation, as hashed into a run's digest."""
+    return f"{op.seq}|{op.flow.value}|{op.args!r}\n".encode()
+
+
+def operations_digest(operations: Iterable[Operation]) -> str:
+    """sha256 over the operations' canonical lines: what `SimulationReport.digest` is for one worker."""
+    digest = hashlib.sha256()
+    for op in operations:
+        digest.update(operation_line(op))
+    return digest.hexdigest()
+
+
+def plan(seed: int | str, operations: int, catalog_size: int = 2000) -> list[Operation]:
     """The first `operations` operations for `seed` (what `simulator.run` would execute)."""
     planner = Planner(seed, catalog_size)
     return [planner.next() for _ in range(operations)]

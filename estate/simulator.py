@@ -27,7 +27,7 @@ import pymysql
 from estate import fake, flows
 from estate.bulk import BulkLoadReport, bulk_load, ensure_catalog
 from estate.db import Estate
-from estate.planner import Flow, Operation, Planner
+from estate.planner import Flow, Operation, Planner, operation_line
 
 __all__ = ["BulkLoadReport", "SimulationReport", "benchmark", "bulk_load", "run"]
 
@@ -57,6 +57,8 @@ class SimulationReport:
         flows_text = ", ".join(f"{k}={v}" for k, v in sorted(self.per_flow.items()))
         return (f"{self.operations} operations in {self.elapsed_s:.1f}s = {self.ops_per_second:,.0f} ops/s "
                 f"(seed {self.seed}, errors {sum(self.errors.values())}); {flows_text}")
+
+    __str__ = summary
 
 
 class _Ids(dict):
@@ -266,7 +268,7 @@ class _Worker(threading.Thread):
                     scheduled = now
                 scheduled += interval
             op = self.planner.next()
-            self.digest.update(f"{op.seq}|{op.flow.value}|{op.args!r}\n".encode())
+            self.digest.update(operation_line(op))
             try:
                 self._execute(executor, op)
             except _UnknownEntity:
