@@ -187,3 +187,12 @@ def test_soft_deleted_rows_never_reach_staging_or_marts(reporting):
     assert reporting.query("select count(*) from marts.fct_order_lines where order_id = 5007") == [(0,)]
     assert reporting.query("select count(*) from marts.dim_customers where customer_id = 1005") == [(0,)]
     assert reporting.query("select count(*) from marts.dim_products where sku = 'DIG-005'") == [(0,)]
+
+
+def test_second_build_replaces_marts_in_place(reporting):
+    """A scheduled rebuild over existing marts (and the fct_orders pointer view) is green and changes nothing."""
+    before = reporting.query("select * from marts.fct_daily_revenue order by 1")
+    done = reporting.dbt("build", "--select", "marts")
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert reporting.query("select * from marts.fct_daily_revenue order by 1") == before
+    assert reporting.query("select count(*) from marts.fct_orders") == [(6,)]
