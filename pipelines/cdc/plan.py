@@ -27,6 +27,7 @@ per event only the envelope is parsed and the key read until the batch is reduce
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ from typing import Any
 from pipelines.cdc.events import ChangeEvent, DecodeError, EventKind, Op, parse
 from pipelines.cdc.types import UNAVAILABLE, UNAVAILABLE_PLACEHOLDER, TypeDecodeError, is_placeholder
 from pipelines.projection.errors import ProjectionError
+from pipelines.projection.fastpath import tuple_builder
 from pipelines.projection.model import Projection, TableProjection, TargetProjection
 from pipelines.projection.validate import ContractLike, ContractViolation, column_checker, contract_columns
 
@@ -133,8 +135,9 @@ class _Target:
     physical_name: str
     key_columns: tuple[str, ...]
     columns: tuple[str, ...]
-    build: Callable[[dict[str, Any]], tuple[Any, ...]]
-    """Decoded source row → contract values (contract order); ProjectionError / ContractViolation."""
+    build: Callable[..., tuple[Any, ...]]
+    """(decoded source row, position, ts, op) → upsert tuple aligned with `columns`;
+    raises ProjectionError / ContractViolation."""
     key_order: tuple[int, ...]
     """Index into the decoded source key for each of `key_columns`."""
     used_columns: frozenset[str]
@@ -162,31 +165,24 @@ def _compile_target(table: TableProjection, target: TargetProjection, contract: 
     for c in target.columns:
         if c not in names:
             raise fail(f"{name}.{c} is not a column of the contract {name} (contract columns: {', '.join(names)})")
-    pairs = []
+    entries: list[tuple[str | None, Callable[[Any], Any] | None, Callable[[Any], Any]]] = []
     for col in cols:
         check = column_checker(name, col)
         if col.name in target.columns:
-            pairs.append((target.expression(col.name).fn, check))
+            expr = target.expression(col.name)
+            entries.append((expr.plain_column, None if expr.plain_column else expr.fn, check))
         elif col.required:
             raise fail(f"{name}.{col.name} is required by the contract but the projection does not produce it")
         else:
-            pairs.append((_none, check))
+            entries.append((None, None, check))
     pk = tuple(getattr(contract, "primary_key", ()) or target.key_columns)
     if set(pk) != set(target.key_columns):
         raise fail(f"{name}: the contract's primary key ({', '.join(pk)}) is not what the projection copies from "
                    f"the source key {table.source_table}({', '.join(table.key)}) → ({', '.join(target.key_columns)})")
     key_order = tuple(target.key_columns.index(k) for k in pk)
-    pairs_t = tuple(pairs)
-
-    def build(decoded: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple([check(fn(decoded)) for fn, check in pairs_t])
-
+    build = tuple_builder(entries, extra=len(PROVENANCE_COLUMNS))
     used = frozenset(table.key).union(*(e.columns for e in target.expressions))
     return _Target(name, pk, names + PROVENANCE_COLUMNS, build, key_order, used)
-
-
-def _none(_row: Any) -> None:
-    return None
 
 
 def _routes_of(projections: Mapping[str, TableProjection] | Projection | Iterable[Projection]
@@ -203,6 +199,8 @@ def _routes_of(projections: Mapping[str, TableProjection] | Projection | Iterabl
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PH = UNAVAILABLE_PLACEHOLDER
+_PH_B64 = base64.b64encode(UNAVAILABLE_PLACEHOLDER.encode()).decode()
+_PH_ARRAY = [UNAVAILABLE_PLACEHOLDER]
 _UNAV = UNAVAILABLE
 _CHANGE = EventKind.CHANGE
 _DELETE = Op.DELETE
@@ -361,7 +359,7 @@ class Planner:
                 tp = tables[t.physical_name] = TablePlan(t.physical_name, t.key_columns, t.columns)
             plans.append(tp)
         pairs = tuple(zip(targets, plans, strict=True))
-        decode_row = table.decode_row
+        decode_row = table.row_decoder
         for ev, after in table_states.values():
             ts = _ts(ev.source_ts_ms)
             if after is None:  # delete
@@ -375,15 +373,17 @@ class Planner:
                 for t, tp in pairs:
                     tp.deletes.append((tuple([skey[i] for i in t.key_order]), ev.position, ts))
                 continue
-            provenance = (ev.position, ts, ev.op.value)  # type: ignore[union-attr]
+            position, op = ev.position, ev.op.value  # type: ignore[union-attr]
             try:
                 decoded = decode_row(after)
+                kept = _UNAV in decoded.values()
             except Exception:  # noqa: BLE001 - slow path: find out which targets are affected
                 decoded = None
+                kept = True
             for t, tp in pairs:
                 try:
                     row_decoded = decoded if decoded is not None else _decode_subset(table, after, t.used_columns)
-                    values = t.build(row_decoded)
+                    values = t.build(row_decoded, position, ts, op)
                 except TypeDecodeError as exc:
                     dead.append(_dead_letter(ev, "decode", exc.reason, t.physical_name))
                     continue
@@ -397,20 +397,20 @@ class Planner:
                     dead.append(_dead_letter(ev, "project", f"internal error: {type(exc).__name__}: {exc}",
                                              t.physical_name))
                     continue
-                if _UNAV in values:
-                    _add_kept(tp, values, provenance)
+                if kept and _UNAV in values:
+                    _add_kept(tp, values)
                 else:
-                    tp.upserts.append(values + provenance)
+                    tp.upserts.append(values)
                     if tp.keep_masks is not None:
-                        tp.keep_masks.append((False,) * len(tp.columns))
+                        tp.keep_masks.append((False,) * len(values))
 
 
-def _add_kept(tp: TablePlan, values: tuple[Any, ...], provenance: tuple[Any, ...]) -> None:
+def _add_kept(tp: TablePlan, values: tuple[Any, ...]) -> None:
+    """Append a row with UNAVAILABLE columns: None in the row, True in its keep mask."""
     if tp.keep_masks is None:
-        tp.keep_masks = [(False,) * len(tp.columns)] * len(tp.upserts)
-    mask = tuple([v is _UNAV for v in values]) + (False,) * len(provenance)
-    tp.keep_masks.append(mask)
-    tp.upserts.append(tuple([None if v is _UNAV else v for v in values]) + provenance)
+        tp.keep_masks = [(False,) * len(values)] * len(tp.upserts)
+    tp.keep_masks.append(tuple([v is _UNAV for v in values]))
+    tp.upserts.append(tuple([None if v is _UNAV else v for v in values]))
 
 
 def _decode_subset(table: TableProjection, row: dict[str, Any], columns: frozenset[str]) -> dict[str, Any]:
@@ -424,10 +424,8 @@ def _decode_subset(table: TableProjection, row: dict[str, Any], columns: frozens
 
 
 def _has_placeholder(row: dict[str, Any]) -> bool:
-    values = row.values()
-    if _PH in values:
-        return True
-    return any(is_placeholder(v) for v in values if type(v) is not int and v is not None and type(v) is not bool)
+    values = tuple(row.values())
+    return _PH in values or _PH_B64 in values or _PH_ARRAY in values
 
 
 def _dead_letter(ev: ChangeEvent, stage: str, reason: str, target: str | None = None) -> DeadLetter:

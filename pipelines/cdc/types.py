@@ -62,6 +62,7 @@ __all__ = [
 
 UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"
 """Debezium's default `unavailable.value.placeholder` for unchanged TOAST columns."""
+_PH = UNAVAILABLE_PLACEHOLDER
 _PLACEHOLDER_B64 = base64.b64encode(UNAVAILABLE_PLACEHOLDER.encode()).decode()
 _PLACEHOLDER_ARRAY = [UNAVAILABLE_PLACEHOLDER]
 
@@ -204,20 +205,61 @@ def _int_decoder(column: str, type_name: str) -> Decoder:
     return dec
 
 
-def _simple(column: str, type_name: str, convert: Callable[[Any], Any]) -> Decoder:
-    """Wrap `convert` (which may raise anything on bad input) with None/placeholder handling."""
+_CONVERSION_ERRORS = (TypeError, ValueError, OverflowError, ArithmeticError)
 
-    def dec(v: Any) -> Any:
+
+def _simple(column: str, type_name: str, convert: Callable[[Any], Any], raw_type: type) -> Decoder:
+    """Wrap `convert` (which may raise anything on bad input) with None/placeholder handling.
+
+    `raw_type` is the JSON type the connector sends for this type; it takes the fast path.
+    """
+
+    def fail(v: Any, exc: Exception) -> TypeDecodeError:
+        return TypeDecodeError(column, type_name, v, str(exc) or type(exc).__name__)
+
+    if raw_type is str:
+        def dec_str(v: Any) -> Any:
+            if type(v) is str:
+                if v == _PH:
+                    return UNAVAILABLE
+                try:
+                    return convert(v)
+                except _CONVERSION_ERRORS as exc:
+                    raise fail(v, exc) from None
+            return slow(v)
+        dec = dec_str
+    else:
+        def dec_other(v: Any) -> Any:
+            if type(v) is raw_type:
+                try:
+                    return convert(v)
+                except _CONVERSION_ERRORS as exc:
+                    raise fail(v, exc) from None
+            return slow(v)
+        dec = dec_other
+
+    def slow(v: Any) -> Any:
         if v is None:
             return None
-        if v == UNAVAILABLE_PLACEHOLDER:
+        if v == _PH:
             return UNAVAILABLE
         try:
             return convert(v)
         except TypeDecodeError:
             raise
-        except (TypeError, ValueError, OverflowError, ArithmeticError) as exc:
-            raise TypeDecodeError(column, type_name, v, str(exc) or type(exc).__name__) from None
+        except _CONVERSION_ERRORS as exc:
+            raise fail(v, exc) from None
+
+    return dec
+
+
+def _text_decoder(column: str, type_name: str) -> Decoder:
+    def dec(v: Any) -> Any:
+        if type(v) is str:
+            return v if v != _PH else UNAVAILABLE
+        if v is None:
+            return None
+        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}")
 
     return dec
 
@@ -227,12 +269,6 @@ def _boolean(v: Any) -> bool:
         return v
     if type(v) is int and v in (0, 1):  # MariaDB BOOLEAN is TINYINT(1), sent as INT16
         return bool(v)
-    raise TypeError(f"got {type(v).__name__}")
-
-
-def _text(v: Any) -> str:
-    if type(v) is str:
-        return v
     raise TypeError(f"got {type(v).__name__}")
 
 
@@ -286,7 +322,10 @@ def _timestamptz(v: Any) -> datetime:
     if type(v) is not str:
         raise TypeError(f"got {type(v).__name__}; expected an ISO-8601 string")
     parsed = datetime.fromisoformat(v)
-    if parsed.tzinfo is None:
+    tz = parsed.tzinfo
+    if tz is UTC:  # what Debezium sends (…Z)
+        return parsed
+    if tz is None:
         raise ValueError("no time zone")
     return parsed.astimezone(UTC)
 
@@ -317,19 +356,18 @@ def _bytes(v: Any) -> bytes:
         raise ValueError("invalid base64") from None
 
 
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "boolean": _boolean,
-    "text": _text,
-    "decimal": _decimal,
-    "double": _double,
-    "date": _date,
-    "time": _time,
-    "timestamp": _timestamp_us,
-    "timestamp_ms": _timestamp_ms,
-    "timestamptz": _timestamptz,
-    "json": _json,
-    "uuid": _uuid,
-    "bytes": _bytes,
+_CONVERTERS: dict[str, tuple[Callable[[Any], Any], type]] = {
+    "boolean": (_boolean, bool),
+    "decimal": (_decimal, str),
+    "double": (_double, float),
+    "date": (_date, int),
+    "time": (_time, int),
+    "timestamp": (_timestamp_us, int),
+    "timestamp_ms": (_timestamp_ms, int),
+    "timestamptz": (_timestamptz, str),
+    "json": (_json, str),
+    "uuid": (_uuid, str),
+    "bytes": (_bytes, str),
 }
 
 
@@ -364,7 +402,10 @@ def decoder_for(type_name: str, column: str) -> Decoder:
         return _array_decoder(column, canonical, None)
     if canonical in _INT_RANGES:
         return _int_decoder(column, canonical)
-    return _simple(column, canonical, _CONVERTERS[canonical])
+    if canonical == "text":
+        return _text_decoder(column, canonical)
+    convert, raw_type = _CONVERTERS[canonical]
+    return _simple(column, canonical, convert, raw_type)
 
 
 def decode(type_name: str, value: Any, column: str = "?") -> Any:

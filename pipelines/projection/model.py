@@ -16,6 +16,7 @@ from typing import Any
 
 from pipelines.projection.errors import ProjectionError
 from pipelines.projection.expr import CompiledExpr
+from pipelines.projection.fastpath import dict_decoder
 
 __all__ = ["Projection", "TableProjection", "TargetProjection"]
 
@@ -61,6 +62,13 @@ class TableProjection:
     path: Path | None = None
     decoders: tuple[tuple[str, Decoder], ...] = field(default=(), repr=False)
     key_decoders: tuple[tuple[str, Decoder], ...] = field(default=(), repr=False)
+    row_decoder: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=None, repr=False,  # type: ignore[assignment]
+                                                                       compare=False)
+    """`decode_row` as one generated function (set from `decoders`; the planner calls it directly)."""
+
+    def __post_init__(self) -> None:
+        if self.row_decoder is None:
+            object.__setattr__(self, "row_decoder", dict_decoder(self.decoders, self._missing))
 
     def _missing(self, column: str) -> ProjectionError:
         return ProjectionError(f"source column {column} missing in {self.source_table} (schema drift?)")
@@ -71,14 +79,7 @@ class TableProjection:
         Unknown extra columns are ignored (tolerant reader). Raises ProjectionError when a declared
         column is absent, TypeDecodeError when a value does not have its declared type.
         """
-        out = {}
-        for name, dec in self.decoders:
-            try:
-                raw = row[name]
-            except KeyError:
-                raise self._missing(name) from None
-            out[name] = dec(raw)
-        return out
+        return self.row_decoder(row)
 
     def decode_key(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """The decoded source key of a row image (for a delete: its `before`, whose other columns

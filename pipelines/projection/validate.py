@@ -80,7 +80,9 @@ def _typed(subject: str, expected: str, v: Any) -> ContractViolation:
     return ContractViolation(f"{subject}: {_shown(v)} ({type(v).__name__}) is not a {expected}")
 
 
-def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
+def _base_check(subject: str, col: ContractColumnLike, nullish: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """The checker of one column. Fast path first (the expected type); None and UNAVAILABLE go to
+    `nullish`, which applies `required`."""
     base = col.base_type
     if base in _INT_RANGES:
         limit = _INT_RANGES[base]
@@ -92,6 +94,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
                 return int(v)
             if type(v) is int or type(v) is Decimal:
                 raise ContractViolation(f"{subject}: {_shown(v)} does not fit {base}")
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, base, v)
 
         return check_int
@@ -106,6 +110,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
             if t is int:
                 v = Decimal(v)
             elif t is not Decimal:
+                if v is None or v is _UNAV:
+                    return nullish(v)
                 raise _typed(subject, spelled, v)
             if not v.is_finite():
                 raise ContractViolation(f"{subject}: {v} is not a finite number")
@@ -127,6 +133,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
                 return v
             if t is int or t is Decimal:
                 return float(v)
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "double", v)
 
         return check_double
@@ -134,6 +142,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
         def check_bool(v: Any) -> Any:
             if v is True or v is False:
                 return v
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "boolean", v)
 
         return check_bool
@@ -144,6 +154,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
 
         def check_text(v: Any) -> Any:
             if type(v) is not str:
+                if v is None or v is _UNAV:
+                    return nullish(v)
                 raise _typed(subject, f"varchar({length})" if length else "text", v)
             if length is not None and len(v) > length:
                 raise ContractViolation(f"{subject}: {_shown(v)} is longer than varchar({length})")
@@ -156,6 +168,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
         def check_date(v: Any) -> Any:
             if type(v) is date:
                 return v
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "date", v)
 
         return check_date
@@ -163,6 +177,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
         def check_time(v: Any) -> Any:
             if type(v) is time:
                 return v
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "time", v)
 
         return check_time
@@ -170,6 +186,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
         def check_timestamp(v: Any) -> Any:
             if type(v) is datetime:
                 return v
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "timestamp", v)
 
         return check_timestamp
@@ -179,11 +197,18 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
                 return v
             if type(v) is datetime:
                 raise ContractViolation(f"{subject}: {_shown(v)} has no time zone (timestamptz)")
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "timestamptz", v)
 
         return check_timestamptz
     if base == "json":
-        return lambda v: v
+        def check_json(v: Any) -> Any:
+            if v is None or v is _UNAV:
+                return nullish(v)
+            return v
+
+        return check_json
     if base == "uuid":
         def check_uuid(v: Any) -> Any:
             if isinstance(v, uuid.UUID):
@@ -193,6 +218,8 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
                     return str(uuid.UUID(v))
                 except ValueError:
                     pass
+            if v is None or v is _UNAV:
+                return nullish(v)
             raise _typed(subject, "uuid", v)
 
         return check_uuid
@@ -202,23 +229,15 @@ def _base_check(subject: str, col: ContractColumnLike) -> Callable[[Any], Any]:
 def column_checker(table: str, col: ContractColumnLike) -> Callable[[Any], Any]:
     """A checker for one contract column: value → value to store, or ContractViolation."""
     subject = f"{table}.{col.name}"
-    base = _base_check(subject, col)
     if col.required:
-        def check_required(v: Any) -> Any:
+        def nullish(v: Any) -> Any:
             if v is None:
                 raise ContractViolation(f"{subject} is required but the projection gave null")
-            if v is _UNAV:
-                return v
-            return base(v)
-
-        return check_required
-
-    def check_nullable(v: Any) -> Any:
-        if v is None or v is _UNAV:
             return v
-        return base(v)
-
-    return check_nullable
+    else:
+        def nullish(v: Any) -> Any:
+            return v
+    return _base_check(subject, col, nullish)
 
 
 def contract_columns(contract: ContractLike | Sequence[ContractColumnLike]) -> tuple[ContractColumnLike, ...]:
