@@ -62,12 +62,12 @@ _DIALECTS = ("duckdb", "postgres")
 
 def _micros(v: Any) -> int:
     """Microseconds since the epoch; a naive datetime is UTC (what Debezium's epoch encodings mean)."""
-    if type(v) is int:
-        return v
     if isinstance(v, datetime):
         if v.tzinfo is None:
             return (v - _EPOCH_NAIVE) // _ONE_US
         return (v - _EPOCH) // _ONE_US
+    if type(v) is int:
+        return v
     if isinstance(v, str):
         return _micros(datetime.fromisoformat(v))
     raise TypeError(f"{v!r} is not a timestamp")

@@ -35,6 +35,7 @@ __all__ = [
     "iter_stored",
     "open_source",
     "reporting_table_exists",
+    "source_select_list",
 ]
 
 DEFAULT_BATCH = 20_000
@@ -56,6 +57,34 @@ def _checked(name: str) -> str:
     return name
 
 
+# Conversions to the Debezium representation done by the source database itself, where Python would
+# be slow (building datetime objects only to format them again). The Python encoders (native.py) pass
+# these values through unchanged and convert every other column.
+_PG_SELECT = {
+    "timestamptz": """to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+}
+_MARIADB_SELECT = {
+    "timestamptz": "DATE_FORMAT({c}, '%Y-%m-%dT%H:%i:%s.%fZ')",  # TIMESTAMP, read with time_zone UTC
+    "timestamp": "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c})",
+    "timestamp_ms": "CAST(FLOOR(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {c}) / 1000) AS SIGNED)",
+    "date": "DATEDIFF({c}, '1970-01-01')",
+    "decimal": "CAST({c} AS CHAR)",
+}
+
+
+def source_select_list(table: TableProjection, columns: Sequence[str]) -> list[str]:
+    """SQL expressions selecting `columns` of the source table, some already in Debezium's representation."""
+    if table.engine == "postgresql":
+        quoted, special = (lambda c: f'"{_checked(c)}"'), _PG_SELECT
+    else:
+        quoted, special = (lambda c: f"`{_checked(c)}`"), _MARIADB_SELECT
+    out = []
+    for c in columns:
+        template = special.get(table.column_types[c], "{c}")
+        out.append(template.format(c=quoted(c)))
+    return out
+
+
 class PostgresSource:
     """A PostgreSQL service database (psycopg 3)."""
 
@@ -70,7 +99,7 @@ class PostgresSource:
     def rows(self, table: TableProjection, columns: Sequence[str], batch: int = DEFAULT_BATCH
              ) -> Iterator[list[tuple[Any, ...]]]:
         schema, name = (_checked(p) for p in table.source_table.split("."))
-        cols = ", ".join(f'"{_checked(c)}"' for c in columns)
+        cols = ", ".join(source_select_list(table, columns))
         conn = self.conn
         with conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -99,7 +128,7 @@ class MariaDbSource:
     def rows(self, table: TableProjection, columns: Sequence[str], batch: int = DEFAULT_BATCH
              ) -> Iterator[list[tuple[Any, ...]]]:
         db, name = (_checked(p) for p in table.source_table.split("."))
-        cols = ", ".join(f"`{_checked(c)}`" for c in columns)
+        cols = ", ".join(source_select_list(table, columns))
         with self.conn.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cur.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
