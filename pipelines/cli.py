@@ -308,14 +308,15 @@ app.add_typer(bench_app, name="bench")
 def bench_apply_cmd(
     events: int = typer.Option(1_000_000, help="Change events pre-filled into the topic."),
     keys: int = typer.Option(200_000, help="Distinct order ids the events touch."),
-    backend: list[str] = typer.Option(["duckdb", "postgres"], help="Backends to measure (repeatable)."),
+    backend: list[str] = typer.Option(None, help="Backends to measure (repeatable; default duckdb and postgres)."),
     batch: int = typer.Option(50_000, help="Max records per poll/batch."),
     seed: int = typer.Option(1),
 ) -> None:
     """Pre-fill a topic with N events (20% c / 70% u / 10% d) and apply it from offset 0 on each backend."""
     from pipelines.bench.apply_bench import bench_apply
 
-    bench_apply(events=events, keys=keys, backends=tuple(backend), batch=batch, seed=seed, say=_say)
+    bench_apply(events=events, keys=keys, backends=tuple(backend or ("duckdb", "postgres")), batch=batch, seed=seed,
+                say=_say)
 
 
 # --------------------------------------------------------------------------- estate traffic
