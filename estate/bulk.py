@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -80,6 +81,29 @@ class BulkLoadReport:
     __str__ = summary
 
 
+class _Clock:
+    """Timestamp text for "origin + s seconds" (UTC), fast enough for millions of rows."""
+
+    def __init__(self, origin: datetime) -> None:
+        origin = origin.astimezone(UTC).replace(microsecond=0)
+        self.date = origin.date()
+        self.offset = origin.hour * 3600 + origin.minute * 60 + origin.second
+        self.days: dict[int, str] = {}
+
+    def text(self, seconds: float) -> str:
+        """'YYYY-MM-DD HH:MM:SS' (MariaDB DATETIME, UTC)."""
+        day, rest = divmod(self.offset + int(seconds), 86400)
+        if day not in self.days:
+            self.days[day] = (self.date + timedelta(days=day)).isoformat()
+        hour, rest = divmod(rest, 3600)
+        minute, second = divmod(rest, 60)
+        return f"{self.days[day]} {hour:02d}:{minute:02d}:{second:02d}"
+
+    def tz(self, seconds: float) -> str:
+        """The same instant for a PostgreSQL timestamptz column."""
+        return self.text(seconds) + "+00"
+
+
 def _copy_text(value: object) -> str:
     """One value in COPY text format."""
     if value is None:
@@ -90,20 +114,26 @@ def _copy_text(value: object) -> str:
     return text
 
 
-def _copy(conn, table: str, columns: Iterable[str], rows: Iterable[tuple], batch: int = 5000) -> int:
-    """COPY rows (tuples of already-formatted strings or plain values) into `table`; returns the count."""
-    count = 0
-    with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        buf: list[str] = []
-        for row in rows:
-            buf.append("\t".join(_copy_text(v) for v in row))
-            count += 1
-            if len(buf) >= batch:
-                copy.write("\n".join(buf) + "\n")
-                buf.clear()
-        if buf:
-            copy.write("\n".join(buf) + "\n")
-    return count
+def _copy_rows(conn, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> int:
+    """COPY rows of plain values into `table` (escaped here); returns the count."""
+    lines = ["\t".join(_copy_text(v) for v in row) + "\n" for row in rows]
+    return _copy_lines(conn, table, columns, lines)
+
+
+def _copy_lines(conn, table: str, columns: Iterable[str], lines: list[str]) -> int:
+    """COPY pre-formatted text lines (tab-separated, escaped, newline-terminated) into `table`."""
+    if lines:
+        with conn.cursor() as cur, cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for start in range(0, len(lines), 5000):
+                copy.write("".join(lines[start:start + 5000]))
+    return len(lines)
+
+
+def _insert_values(cur, table: str, columns: str, values: list[str]) -> int:
+    """Multi-row INSERT of pre-rendered `(…)` tuples (generated, quote-free values only)."""
+    for start in range(0, len(values), _MARIA_BATCH):
+        cur.execute(f"INSERT INTO {table} ({columns}) VALUES " + ",".join(values[start:start + _MARIA_BATCH]))
+    return len(values)
 
 
 def _next_id(conn, table: str) -> int:
@@ -115,53 +145,65 @@ def _sync_sequence(conn, table: str) -> None:
                  f" GREATEST((SELECT COALESCE(max(id), 0) FROM {table}), 1))")
 
 
-def _ts(base: datetime, seconds: float) -> str:
-    return (base + timedelta(seconds=seconds)).isoformat()
-
-
-@dataclass
-class _OrderPlan:
+@dataclass(slots=True)
+class _HistoricOrder:
     order_id: int
     customer_id: int
     state: OrderState
-    created_s: float  # seconds after the load's time origin
+    created_s: int  # seconds after the load's time origin
     lines: list[tuple[str, int, int, int]]  # sku, qty, unit price, discount
     total: int
-    refunded: int
 
 
-def _plan_orders(rng: random.Random, count: int, first_id: int, customer_ids: tuple[int, int],
-                 catalog_size: int, span_s: float) -> Callable[[], Iterable[_OrderPlan]]:
-    """A re-iterable, deterministic stream of historical orders (regenerated per table, not stored)."""
-    seed = rng.getrandbits(64)
-    states = (OrderState.SHIPPED, OrderState.REFUNDED, OrderState.CANCELLED, OrderState.PACKED,
-              OrderState.PAID, OrderState.PLACED)
-    weights = (86, 3, 4, 2, 3, 2)
+# Historical order states and their cumulative shares: most orders of the past year shipped.
+_STATE_CUTS = ((0.86, OrderState.SHIPPED), (0.89, OrderState.REFUNDED), (0.93, OrderState.CANCELLED),
+               (0.95, OrderState.PACKED), (0.98, OrderState.PAID), (1.01, OrderState.PLACED))
+_LINES_CUTS = ((0.50, 1), (0.80, 2), (0.95, 3), (1.01, 4))
+_QTY_CUTS = ((0.80, 1), (0.95, 2), (1.01, 3))
 
-    prices = [fake.catalog_item(i).price_cents for i in range(catalog_size)]
 
-    def stream() -> Iterable[_OrderPlan]:
-        r = random.Random(seed)
-        lo, hi = customer_ids
-        for n in range(count):
-            state = r.choices(states, weights)[0]
-            n_lines = r.choices((1, 2, 3, 4), (50, 30, 15, 5))[0]
-            lines, used = [], set()
-            while len(lines) < n_lines:
-                index = int(catalog_size * r.random() ** 2)
+def _cut(roll: float, cuts: tuple) -> object:
+    for limit, value in cuts:
+        if roll < limit:
+            return value
+    return cuts[-1][1]
+
+
+class _OrderHistory:
+    """Deterministic historical orders, generated once, chunk by chunk."""
+
+    def __init__(self, rng: random.Random, count: int, first_id: int, customers: tuple[int, int],
+                 catalog_size: int, span_s: float) -> None:
+        self.r = random.Random(rng.getrandbits(64))
+        self.count, self.next_id, self.first_id = count, first_id, first_id
+        self.customers = customers
+        self.catalog_size, self.span_s = catalog_size, span_s
+        self.skus = [fake.sku(i) for i in range(catalog_size)]
+        self.prices = [fake.catalog_item(i).price_cents for i in range(catalog_size)]
+
+    def chunk(self, size: int) -> list[_HistoricOrder]:
+        r, out = self.r, []
+        lo, hi = self.customers
+        end = min(self.next_id + size, self.first_id + self.count)
+        for order_id in range(self.next_id, end):
+            state = _cut(r.random(), _STATE_CUTS)
+            wanted = _cut(r.random(), _LINES_CUTS)
+            used: set[int] = set()
+            lines = []
+            while len(lines) < wanted:
+                index = int(self.catalog_size * r.random() ** 2)
                 if index in used:
                     continue
                 used.add(index)
-                qty = r.choices((1, 2, 3), (80, 15, 5))[0]
-                price = prices[index]
-                discount = (qty * price) // 10 if r.random() < 0.1 else 0
-                lines.append((fake.sku(index), qty, price, discount))
+                qty = _cut(r.random(), _QTY_CUTS)
+                price = self.prices[index]
+                lines.append((self.skus[index], qty, price, (qty * price) // 10 if r.random() < 0.1 else 0))
             total = sum(line_amount_cents(q, p, d) for _, q, p, d in lines)
-            refunded = total if state == OrderState.REFUNDED else 0
-            yield _OrderPlan(first_id + n, r.randint(lo, hi), state, span_s * n / max(count, 1),
-                             lines, total, refunded)
-
-    return stream
+            n = order_id - self.first_id
+            out.append(_HistoricOrder(order_id, lo + int(r.random() * (hi - lo + 1)), state,
+                                      int(self.span_s * n / max(self.count, 1)), lines, total))
+        self.next_id = end
+        return out
 
 
 def bulk_load(urls: Mapping[str, str], orders: int, seed: int = 0, *, customers: int | None = None,
@@ -170,8 +212,10 @@ def bulk_load(urls: Mapping[str, str], orders: int, seed: int = 0, *, customers:
     `customers` customers (default orders/4, at least 10) with addresses, and the catalog with stock.
 
     For snapshot tests and benchmarks, e.g. `bulk_load(urls, 1_000_000, seed=1)`. Orders spread over
-    the past year, most shipped, some cancelled, refunded or still in progress. Operational warning:
-    every row is WAL/binlog-logged, and a connector snapshot of 1M orders takes a while.
+    the past year: most shipped, some refunded, cancelled or still in progress. PostgreSQL tables are
+    loaded in one transaction per service; MariaDB commits per chunk. Operational warning: every row
+    is WAL/binlog-logged (1M orders is ~4 GB in the orders database, the terms text is stored per
+    order), and a connector's initial snapshot of that takes a while.
     """
     if orders < 0:
         raise ValueError("orders must be >= 0")
@@ -179,23 +223,17 @@ def bulk_load(urls: Mapping[str, str], orders: int, seed: int = 0, *, customers:
     report = BulkLoadReport(seed=seed)
     rng = random.Random(seed)
     started = time.perf_counter()
-    origin = datetime.now(UTC) - timedelta(days=365)
+    clock = _Clock(datetime.now(UTC) - timedelta(days=365))
     span_s = 364 * 86400.0
     say = _say if progress else (lambda _msg: None)
     with Estate.connect(dict(urls)) as estate:
         report.rows["catalog_items"] = ensure_catalog(estate.warehouse, catalog_size)
         first_customer = _next_id(estate.customers, "customers")
-        say(f"customers: {n_customers:,}")
-        report.rows.update(_load_customers(estate, rng, first_customer, n_customers, origin, span_s))
-        first_order = _next_id(estate.orders, "orders")
-        stream = _plan_orders(rng, orders, first_order,
-                              (first_customer, first_customer + max(n_customers, 1) - 1), catalog_size, span_s)
-        say(f"orders: {orders:,}")
-        report.rows.update(_load_orders(estate, stream, origin, rng))
-        say("payments")
-        report.rows.update(_load_payments(estate, stream, origin, rng))
-        say("warehouse")
-        report.rows.update(_load_warehouse(estate, stream, origin, rng))
+        say(f"{n_customers:,} customers")
+        report.rows.update(_load_customers(estate, rng, first_customer, n_customers, clock, span_s))
+        history = _OrderHistory(rng, orders, _next_id(estate.orders, "orders"),
+                                (first_customer, first_customer + max(n_customers, 1) - 1), catalog_size, span_s)
+        report.rows.update(_load_orders(estate, history, clock, say))
     report.elapsed_s = time.perf_counter() - started
     say(report.summary())
     return report
@@ -207,7 +245,7 @@ def _say(message: str) -> None:
     Console(stderr=True).print(f"[dim]bulk load:[/dim] {message}")
 
 
-def _load_customers(estate: Estate, rng: random.Random, first_id: int, count: int, origin: datetime,
+def _load_customers(estate: Estate, rng: random.Random, first_id: int, count: int, clock: _Clock,
                     span_s: float) -> dict[str, int]:
     conn = estate.customers
     r = random.Random(rng.getrandbits(64))
@@ -217,54 +255,25 @@ def _load_customers(estate: Estate, rng: random.Random, first_id: int, count: in
     for n in range(count):
         cid = first_id + n
         person = fake.person(r, cid, domain="historic.example.com")
-        signup_s = span_s * n / max(count, 1) - 86400 * 30
+        signup_s = span_s * n / max(count, 1)
         status = CustomerStatus.PENDING if r.random() < 0.05 else CustomerStatus.VERIFIED
-        signup = _ts(origin, signup_s)
-        verified = None if status == CustomerStatus.PENDING else _ts(origin, signup_s + r.uniform(60, 86400))
+        signup = clock.tz(signup_s)
+        verified = None if status == CustomerStatus.PENDING else clock.tz(signup_s + r.uniform(60, 86400))
         people.append((cid, person.email, person.display_name, person.country_iso, status.value,
                        fake.fake_password_hash(r), person.marketing_segment, signup, verified, verified or signup))
         addresses.append((cid, "S", person.line1, person.city, person.postcode, person.country_iso, signup))
         if status == CustomerStatus.PENDING:
-            pending.append((cid, f"{r.getrandbits(128):032x}", _ts(origin, signup_s + 7 * 86400)))
+            pending.append((cid, f"{r.getrandbits(128):032x}", clock.tz(signup_s + 7 * 86400)))
     with conn.transaction():
-        rows = {"customers": _copy(conn, "customers", (
+        rows = {"customers": _copy_rows(conn, "customers", (
             "id", "email_address", "display_name", "country_iso", "status_code", "password_hash",
             "marketing_segment", "signup_ts", "verified_ts", "modified_ts"), people)}
-        rows["addresses"] = _copy(conn, "addresses", (
+        rows["addresses"] = _copy_rows(conn, "addresses", (
             "customer_id", "kind", "line1", "city", "postcode", "country_iso", "created_ts"), addresses)
-        rows["pending_enrollments"] = _copy(conn, "pending_enrollments", (
+        rows["pending_enrollments"] = _copy_rows(conn, "pending_enrollments", (
             "customer_id", "verification_token", "expires_ts"), pending)
         _sync_sequence(conn, "customers")
         _sync_sequence(conn, "addresses")
-    return rows
-
-
-def _load_orders(estate: Estate, stream, origin: datetime, rng: random.Random) -> dict[str, int]:
-    conn = estate.orders
-    terms = {v: fake.terms_snapshot(v) for v in fake.TERMS_VERSIONS}
-    channels = fake.CHANNELS
-
-    def order_rows():
-        for o in stream():
-            version = fake.TERMS_VERSIONS[min(int(o.created_s / (365 * 86400) * 3), 2)]
-            created = _ts(origin, o.created_s)
-            modified = _ts(origin, o.created_s + 86400 * 2)
-            meta = json.dumps({"channel": channels[o.order_id % len(channels)]})
-            yield (o.order_id, o.customer_id, int(o.state), o.total, CURRENCY, created, modified,
-                   f"0.{(o.order_id * 7919) % 10000:04d}", None, terms[version], meta)
-
-    def line_rows():
-        for o in stream():
-            for n, (sku, qty, price, discount) in enumerate(o.lines, start=1):
-                yield (o.order_id, n, sku, qty, price, discount)
-
-    with conn.transaction():
-        rows = {"orders": _copy(conn, "orders", (
-            "id", "customer_ref", "state_code", "total_cents", "currency_iso", "created_ts", "modified_ts",
-            "fraud_score", "internal_note", "terms_snapshot", "metadata"), order_rows())}
-        rows["order_lines"] = _copy(conn, "order_lines", (
-            "order_id", "line_no", "sku", "qty", "unit_price_cents", "discount_cents"), line_rows())
-        _sync_sequence(conn, "orders")
     return rows
 
 
@@ -276,96 +285,113 @@ _PAYMENT_STATE = {
     OrderState.REFUNDED: PaymentState.REFUNDED,
     OrderState.CANCELLED: PaymentState.VOIDED,
 }
+_FULFILMENT_STAGE = {OrderState.PACKED: FulfilmentStage.PACKED, OrderState.SHIPPED: FulfilmentStage.SHIPPED,
+                     OrderState.REFUNDED: FulfilmentStage.SHIPPED}
+_HOLD = {OrderState.PAID: ReservationState.HELD, OrderState.PACKED: ReservationState.HELD,
+         OrderState.SHIPPED: ReservationState.CONSUMED, OrderState.REFUNDED: ReservationState.CONSUMED}
+_ORDER_COLUMNS = ("id", "customer_ref", "state_code", "total_cents", "currency_iso", "created_ts", "modified_ts",
+                  "fraud_score", "internal_note", "terms_snapshot", "metadata")
+_LINE_COLUMNS = ("order_id", "line_no", "sku", "qty", "unit_price_cents", "discount_cents")
+_PAYMENT_COLUMNS = ("id", "order_ref", "state_code", "amount_cents", "currency_iso", "refunded_cents", "card_token",
+                    "processor_response", "authorised_ts", "captured_ts", "modified_ts")
+_REFUND_COLUMNS = ("id", "payment_id", "amount_cents", "reason_code", "processor_response", "created_ts")
+_CHUNK = 20_000
 
 
-def _load_payments(estate: Estate, stream, origin: datetime, rng: random.Random) -> dict[str, int]:
-    conn = estate.payments
-    first_payment = _next_id(conn, "payments")
-    first_refund = _next_id(conn, "refunds")
+def _wait(futures: list[Future]) -> None:
+    for future in futures:
+        future.result()
+
+
+def _write_orders(estate: Estate, orders: list[str], lines: list[str], rows: dict[str, int]) -> None:
+    rows["orders"] += _copy_lines(estate.orders, "orders", _ORDER_COLUMNS, orders)
+    rows["order_lines"] += _copy_lines(estate.orders, "order_lines", _LINE_COLUMNS, lines)
+
+
+def _write_payments(estate: Estate, payments: list[str], refunds: list[str], rows: dict[str, int]) -> None:
+    rows["payments"] += _copy_lines(estate.payments, "payments", _PAYMENT_COLUMNS, payments)
+    rows["refunds"] += _copy_lines(estate.payments, "refunds", _REFUND_COLUMNS, refunds)
+
+
+def _write_warehouse(estate: Estate, cur, fulfilments: list[str], holds: list[str], rows: dict[str, int]) -> None:
+    rows["fulfilments"] += _insert_values(
+        cur, "fulfilments", "order_ref, stage_code, carrier_code, tracking_ref, picker_id, picked_on,"
+        " packed_on, shipped_on, modified_on", fulfilments)
+    rows["reservations"] += _insert_values(
+        cur, "reservations", "order_ref, sku, site_code, qty, hold_state, created_on, modified_on", holds)
+    estate.warehouse.commit()
+
+
+def _load_orders(estate: Estate, history: _OrderHistory, clock: _Clock, say) -> dict[str, int]:
+    """Orders with lines (orders DB), their payments and refunds (payments DB), fulfilments and
+    reservations (warehouse DB): one pass over the generated history, chunk by chunk."""
+    terms = {v: _copy_text(fake.terms_snapshot(v)) for v in fake.TERMS_VERSIONS}
+    channels = [json.dumps({"channel": c}) for c in fake.CHANNELS]
     response = json.dumps({"psp": "adyen-sim", "result": "Authorised", "card": {"brand": "visa", "last4": "4242"}})
-
-    def payment_rows():
-        for n, o in enumerate(stream()):
-            state = _PAYMENT_STATE[o.state]
-            authorised = _ts(origin, o.created_s + 5)
-            captured = _ts(origin, o.created_s + 3600) if state in (
-                PaymentState.CAPTURED, PaymentState.REFUNDED) else None
-            yield (first_payment + n, o.order_id, int(state), o.total, CURRENCY, o.refunded,
-                   f"tok_{(o.order_id * 2654435761) % (1 << 64):016x}", response, authorised, captured,
-                   _ts(origin, o.created_s + 86400 * 2))
-
-    def refund_rows():
-        n = 0
-        for p, o in enumerate(stream()):
-            if o.refunded:
-                yield (first_refund + n, first_payment + p, o.refunded, "return", None,
-                       _ts(origin, o.created_s + 86400 * 2))
-                n += 1
-
-    with conn.transaction():
-        rows = {"payments": _copy(conn, "payments", (
-            "id", "order_ref", "state_code", "amount_cents", "currency_iso", "refunded_cents", "card_token",
-            "processor_response", "authorised_ts", "captured_ts", "modified_ts"), payment_rows())}
-        rows["refunds"] = _copy(conn, "refunds", (
-            "id", "payment_id", "amount_cents", "reason_code", "processor_response", "created_ts"), refund_rows())
-        _sync_sequence(conn, "payments")
-        _sync_sequence(conn, "refunds")
+    rows = dict.fromkeys(("orders", "order_lines", "payments", "refunds", "fulfilments", "reservations"), 0)
+    next_payment = _next_id(estate.payments, "payments")
+    next_refund = _next_id(estate.payments, "refunds")
+    wh = estate.warehouse.cursor()
+    writing: list[Future] = []
+    # the three databases load in parallel with the generation of the next chunk
+    with ThreadPoolExecutor(3, thread_name_prefix="bulk-load") as pool, \
+            estate.orders.transaction(), estate.payments.transaction():
+        while True:
+            chunk = history.chunk(_CHUNK)
+            if not chunk:
+                break
+            orders, lines, payments, refunds, fulfilments, holds = [], [], [], [], [], []
+            for o in chunk:
+                oid, created = o.order_id, o.created_s
+                version = fake.TERMS_VERSIONS[min(created * 3 // (365 * 86400), 2)]
+                orders.append(f"{oid}\t{o.customer_id}\t{int(o.state)}\t{o.total}\t{CURRENCY}\t{clock.tz(created)}\t"
+                              f"{clock.tz(created + 172800)}\t0.{(oid * 7919) % 10000:04d}\t\\N\t{terms[version]}\t"
+                              f"{channels[oid % len(channels)]}\n")
+                for n, (sku, qty, price, discount) in enumerate(o.lines, start=1):
+                    lines.append(f"{oid}\t{n}\t{sku}\t{qty}\t{price}\t{discount}\n")
+                pay_state = _PAYMENT_STATE[o.state]
+                refunded = o.total if o.state == OrderState.REFUNDED else 0
+                captured = "\\N" if pay_state in (PaymentState.AUTHORISED, PaymentState.VOIDED) else clock.tz(created + 3600)
+                payments.append(f"{next_payment}\t{oid}\t{int(pay_state)}\t{o.total}\t{CURRENCY}\t{refunded}\t"
+                                f"tok_{(oid * 2654435761) % (1 << 64):016x}\t{response}\t{clock.tz(created + 5)}\t"
+                                f"{captured}\t{clock.tz(created + 172800)}\n")
+                if refunded:
+                    refunds.append(f"{next_refund}\t{next_payment}\t{refunded}\treturn\t\\N\t{clock.tz(created + 172800)}\n")
+                    next_refund += 1
+                next_payment += 1
+                hold = _HOLD.get(o.state)
+                if hold is not None:
+                    at = clock.text(created + 3700)
+                    site = SITES[oid % len(SITES)]
+                    holds.extend(f"({oid},'{sku}','{site}',{qty},'{hold.value}','{at}','{at}')"
+                                 for sku, qty, _, _ in o.lines)
+                stage = _FULFILMENT_STAGE.get(o.state)
+                if stage is not None:
+                    packed = f"'{clock.text(created + 9000)}'"
+                    if stage == FulfilmentStage.SHIPPED:
+                        carrier = CARRIERS[oid % len(CARRIERS)]
+                        shipped = f"'{clock.text(created + 86400)}'"
+                        tail = f"'{carrier}','{carrier[:2].upper()}{oid:012d}'"
+                    else:
+                        shipped, tail = "NULL", "NULL,NULL"
+                    fulfilments.append(f"({oid},{int(stage)},{tail},{100 + oid % 60},'{clock.text(created + 7200)}',"
+                                       f"{packed},{shipped},{shipped if stage == FulfilmentStage.SHIPPED else packed})")
+            _wait(writing)  # the previous chunk is in; each connection is free again
+            writing = [
+                pool.submit(_write_orders, estate, orders, lines, rows),
+                pool.submit(_write_payments, estate, payments, refunds, rows),
+                pool.submit(_write_warehouse, estate, wh, fulfilments, holds, rows),
+            ]
+            if (chunk[-1].order_id - history.first_id + 1) % 200_000 < _CHUNK:
+                say(f"{chunk[-1].order_id - history.first_id + 1:,} orders")
+        _wait(writing)
+        for conn, table in ((estate.orders, "orders"), (estate.payments, "payments"), (estate.payments, "refunds")):
+            _sync_sequence(conn, table)
+    # held reservations are what bin_stock.qty_allocated counts (bins carry no reservations otherwise)
+    wh.execute("UPDATE bin_stock b JOIN (SELECT sku, site_code, SUM(qty) AS held FROM reservations"
+               " WHERE hold_state = %s GROUP BY sku, site_code) r ON r.sku = b.sku AND r.site_code = b.site_code"
+               " SET b.qty_allocated = r.held, b.qty_on_hand = GREATEST(b.qty_on_hand, r.held)",
+               (ReservationState.HELD.value,))
+    estate.warehouse.commit()
+    wh.close()
     return rows
-
-
-def _maria_dt(origin: datetime, seconds: float) -> str:
-    return (origin + timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
-def _load_warehouse(estate: Estate, stream, origin: datetime, rng: random.Random) -> dict[str, int]:
-    conn = estate.warehouse
-    stage_of = {OrderState.PACKED: FulfilmentStage.PACKED, OrderState.SHIPPED: FulfilmentStage.SHIPPED,
-                OrderState.REFUNDED: FulfilmentStage.SHIPPED}
-    hold_of = {OrderState.PAID: ReservationState.HELD, OrderState.PACKED: ReservationState.HELD,
-               OrderState.SHIPPED: ReservationState.CONSUMED, OrderState.REFUNDED: ReservationState.CONSUMED}
-    fulfilments: list[tuple] = []
-    reservations: list[tuple] = []
-    counts = {"fulfilments": 0, "reservations": 0}
-    with conn.cursor() as cur:
-        def flush(force: bool = False) -> None:
-            if not force and len(fulfilments) < _MARIA_BATCH and len(reservations) < _MARIA_BATCH:
-                return
-            if fulfilments:
-                cur.executemany(
-                    "INSERT INTO fulfilments (order_ref, stage_code, carrier_code, tracking_ref, picker_id,"
-                    " picked_on, packed_on, shipped_on, modified_on) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    fulfilments)
-                counts["fulfilments"] += len(fulfilments)
-                fulfilments.clear()
-            if reservations:
-                cur.executemany(
-                    "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_on, modified_on)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s)", reservations)
-                counts["reservations"] += len(reservations)
-                reservations.clear()
-            conn.commit()
-
-        for o in stream():
-            hold = hold_of.get(o.state)
-            if hold is not None:
-                at = _maria_dt(origin, o.created_s + 3700)
-                site = SITES[o.order_id % len(SITES)]
-                reservations.extend((o.order_id, sku, site, qty, hold.value, at, at) for sku, qty, _, _ in o.lines)
-            stage = stage_of.get(o.state)
-            if stage is not None:
-                picked = _maria_dt(origin, o.created_s + 7200)
-                packed = _maria_dt(origin, o.created_s + 9000)
-                shipped = _maria_dt(origin, o.created_s + 86400) if stage == FulfilmentStage.SHIPPED else None
-                carrier = CARRIERS[o.order_id % len(CARRIERS)] if shipped else None
-                tracking = f"{carrier[:2].upper()}{o.order_id:012d}" if carrier else None
-                fulfilments.append((o.order_id, int(stage), carrier, tracking, 100 + o.order_id % 60,
-                                    picked, packed, shipped, shipped or packed))
-            flush()
-        flush(force=True)
-        # held reservations are what bin_stock.qty_allocated counts
-        cur.execute("UPDATE bin_stock b JOIN (SELECT sku, site_code, SUM(qty) AS held FROM reservations"
-                    " WHERE hold_state = %s GROUP BY sku, site_code) r ON r.sku = b.sku AND r.site_code = b.site_code"
-                    " SET b.qty_allocated = r.held, b.qty_on_hand = GREATEST(b.qty_on_hand, r.held)",
-                    (ReservationState.HELD.value,))
-    conn.commit()
-    return counts
