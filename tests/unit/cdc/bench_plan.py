@@ -1,6 +1,6 @@
 """Micro-benchmark of the planner's hot path (not a test: run it by hand, no timing asserts).
 
-    .venv/bin/python tests/unit/cdc/bench_plan.py [--events 200000] [--keys 40000] [--batch 10000]
+    .venv/bin/python tests/unit/cdc/bench_plan.py [--events 200000] [--keys 40000] [--batch 10000] [--repeat 3]
 
 Builds Debezium PG envelopes for public.orders (20% creates, 70% updates, 10% deletes over --keys keys,
 each delete followed by its tombstone), serialises them to bytes like Kafka delivers them, then times
@@ -65,27 +65,29 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--keys", type=int, default=40_000)
     ap.add_argument("--batch", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     records = make_records(args.events, args.keys)
     planner = Planner(load_projection(ORDERS_PROJECTION), orders_contracts())
     batches = [records[i:i + args.batch] for i in range(0, len(records), args.batch)]
 
-    t0 = time.perf_counter()
-    for r in records:
-        parse(r.topic, r.partition, r.offset, r.key, r.value)
-    parse_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    parse_s = plan_s = float("inf")
     rows = dead = 0
-    for b in batches:
-        plan = planner.plan_records(b)
-        rows += sum(len(t.upserts) + len(t.deletes) for t in plan.tables.values())
-        dead += len(plan.dead_letters)
-    plan_s = time.perf_counter() - t0
+    for _ in range(args.repeat):  # best of N: the machine is shared, the minimum is the signal
+        t0 = time.perf_counter()
+        for r in records:
+            parse(r.topic, r.partition, r.offset, r.key, r.value)
+        parse_s = min(parse_s, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        rows = dead = 0
+        for b in batches:
+            plan = planner.plan_records(b)
+            rows += sum(len(t.upserts) + len(t.deletes) for t in plan.tables.values())
+            dead += len(plan.dead_letters)
+        plan_s = min(plan_s, time.perf_counter() - t0)
     print(f"{len(records)} records, batch {args.batch}, {args.keys} keys, value ~{len(records[0].value)} bytes")
-    print(f"parse only : {len(records) / parse_s:>10,.0f} events/s")
+    print(f"parse only  : {len(records) / parse_s:>10,.0f} events/s")
     print(f"plan_records: {len(records) / plan_s:>10,.0f} events/s  ({rows} target rows/deletes, {dead} dead letters)")
-
 
 if __name__ == "__main__":
     main()

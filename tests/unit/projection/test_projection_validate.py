@@ -106,3 +106,19 @@ def test_provenance_names_are_skipped_by_the_compiled_validator():
 def test_unknown_contract_type():
     with pytest.raises(ValueError, match="unsupported contract type 'money'"):
         compile_validator("t_v1", [Col("m", "money")])
+
+
+ALL_TYPES = [Col("c", "smallint"), Col("c", "integer"), Col("c", "bigint"), Col("c", "decimal", precision=5, scale=2),
+             Col("c", "double"), Col("c", "boolean"), Col("c", "varchar", length=3), Col("c", "text"),
+             Col("c", "date"), Col("c", "time"), Col("c", "timestamp"), Col("c", "timestamptz"), Col("c", "json"),
+             Col("c", "uuid")]
+
+
+@pytest.mark.parametrize("col", ALL_TYPES, ids=lambda c: c.base_type)
+def test_null_and_unavailable_for_every_type(col):
+    with pytest.raises(ContractViolation, match="t_v1.c is required but the projection gave null"):
+        validate({"c": None}, [col], "t_v1")
+    nullable = Col(col.name, col.base_type, False, col.length, col.precision, col.scale)
+    assert validate({"c": None}, [nullable], "t_v1") == (None,)
+    assert validate({"c": UNAVAILABLE}, [col], "t_v1") == (UNAVAILABLE,)
+    assert validate({"c": UNAVAILABLE}, [nullable], "t_v1") == (UNAVAILABLE,)
