@@ -17,6 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.bi.grants import grant_bi_reader
 from pipelines.stack import proc
 from pipelines.stack.errors import StackError
 
@@ -162,7 +163,11 @@ GRANT ALL ON SCHEMA public TO {app};
 
 
 def provision_reporting(cluster: PgCluster, owner_password: str, bi_password: str) -> None:
-    """The PostgreSQL reporting backend: database `reporting`, writer role and read-only `bi_reader`."""
+    """The PostgreSQL reporting backend: database `reporting`, writer role and read-only `bi_reader`.
+
+    Idempotent. `bi_reader` gets read access to `reporting`, `staging` and `marts` (also to tables the
+    pipeline and dbt create later) and nothing else: see `pipelines.bi.grants`.
+    """
     cluster.psql(f"""
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting_writer') THEN
@@ -175,5 +180,4 @@ END $$;
 """)
     if not cluster.psql("SELECT 1 FROM pg_database WHERE datname = 'reporting'").strip():
         cluster.psql("CREATE DATABASE reporting OWNER reporting_writer")
-    cluster.psql("REVOKE ALL ON DATABASE reporting FROM PUBLIC; GRANT CONNECT ON DATABASE reporting TO bi_reader;"
-                 " REVOKE CREATE ON SCHEMA public FROM PUBLIC;", db="reporting")
+    grant_bi_reader(cluster)

@@ -1,0 +1,100 @@
+"""Fixtures for the BI access tests: a provisioned PostgreSQL reporting server, DuckDB lock holders.
+
+`reporting_server` is a real PostgreSQL 15 (temp_postgres) provisioned by the stack's own
+`provision_reporting`, with the pipeline's schema created by the pipeline's own backend as
+`reporting_writer`, i.e. AFTER the grants, like on a real server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipelines.apply.postgres_backend import PostgresBackend
+from pipelines.contract.model import load_contracts
+from pipelines.settings import REPO_ROOT, Settings
+from pipelines.stack.postgres import PgCluster, provision_reporting
+from tests.integration.dbt import musiccorp_dataset
+from tests.support.databases import temp_postgres
+
+
+@dataclass
+class ReportingServer:
+    cluster: PgCluster
+    writer_password: str
+    bi_password: str
+
+    def conninfo(self, role: str, db: str = "reporting") -> str:
+        password = self.writer_password if role == "reporting_writer" else self.bi_password
+        return f"host=127.0.0.1 port={self.cluster.port} dbname={db} user={role} password={password}"
+
+    def connect(self, role: str, db: str = "reporting") -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(role, db), autocommit=True)
+
+    def settings(self, state_dir: Path) -> Settings:
+        """Settings of a `reporting` command pointed at this server (secrets in state_dir/secrets.env)."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "secrets.env").write_text(f"REPORTING_PG_PASSWORD={self.writer_password}\n"
+                                               f"REPORTING_PG_BI_PASSWORD={self.bi_password}\n")
+        base = Settings.load()
+        return dataclasses.replace(base, state_dir=state_dir, host="127.0.0.1", backend="postgres",
+                                   ports={**base.ports, "reporting_pg": self.cluster.port})
+
+
+@pytest.fixture(scope="session")
+def reporting_server() -> Iterator[ReportingServer]:
+    with temp_postgres("bi") as (cluster, _superuser):
+        server = ReportingServer(cluster, secrets.token_urlsafe(16), secrets.token_urlsafe(16))
+        provision_reporting(cluster, server.writer_password, server.bi_password)
+        contracts = [c for c in load_contracts() if c.status != "retired"]
+        backend = PostgresBackend(server.conninfo("reporting_writer"))
+        try:
+            backend.ensure_schema(contracts)
+        finally:
+            backend.close()
+        with server.connect("reporting_writer") as con:
+            musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), contracts, "postgres",
+                                   dt.datetime.now(dt.UTC))
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Environment variables win over secrets.env and replica settings: keep the developer's out."""
+    for name in ("REPORTING_PG_PASSWORD", "REPORTING_PG_BI_PASSWORD", "REPORTING_DUCKDB_REPLICA_PATH",
+                 "REPORTING_DUCKDB_REPLICA_EVERY_S"):
+        monkeypatch.delenv(name, raising=False)
+
+
+HOLDER = """
+import sys, duckdb
+conn = duckdb.connect(sys.argv[1])
+conn.execute("CREATE SCHEMA IF NOT EXISTS reporting")
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+conn.close()
+"""
+
+
+@contextlib.contextmanager
+def duckdb_held(path: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding a read-write DuckDB connection on `path` (like `reporting stream`)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,  # noqa: S603
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        line = proc.stdout.readline()
+        assert line.strip() == "holding", f"holder did not start: {line!r} {proc.stderr.read()}"
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
