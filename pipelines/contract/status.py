@@ -1,0 +1,197 @@
+"""`reporting contract status`: every contract version, its lifecycle and how its table is doing.
+
+Per contract version (`<table>_v<major>`): status (active, deprecated...) and deprecation date from the
+contract; from the reporting database: live row count (soft-deleted rows excluded), newest `_source_ts`,
+and freshness against the contract's objective. Freshness is the age of the newest change applied to the
+table: `_pipeline.table_status.newest_source_ts` when the pipeline has recorded it, else the table's own
+max(`_source_ts`). A source that simply has no new changes also ages, so "stale" means "look": lag and
+dead letters (`reporting status`) and `reporting reconcile` tell whether anything is actually missing.
+
+`build_status` is pure (contracts + facts read from the database + now); `contract_status(settings)`
+reads the facts (DuckDB read-only: fails while `reporting stream` holds the file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pipelines.contract.ddl import qualified_name
+from pipelines.contract.model import Contract
+
+__all__ = ["ContractStatus", "TableFacts", "build_status", "contract_status", "read_facts", "render_status",
+           "status_command"]
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the reporting database says about one contract table."""
+
+    exists: bool
+    live_rows: int | None = None
+    deleted_rows: int | None = None
+    newest_source_ts: dt.datetime | None = None
+    """max(_source_ts) over the table (including soft-deleted rows: a delete is a change too)."""
+    pipeline_newest_source_ts: dt.datetime | None = None
+    """_pipeline.table_status.newest_source_ts, when present."""
+    last_applied_at: dt.datetime | None = None
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ContractStatus:
+    table: str
+    """Physical name, `<table>_v<major>` in schema `reporting`."""
+    version: str
+    owner_service: str
+    status: str
+    """The contract's lifecycle status: active, deprecated, retired, draft, proposed."""
+    deprecation_date: dt.date | None
+    days_to_deprecation: int | None
+    """Negative once the date has passed (the table may then be dropped)."""
+    exists: bool
+    live_rows: int | None
+    deleted_rows: int | None
+    newest_source_ts: dt.datetime | None
+    last_applied_at: dt.datetime | None
+    freshness_objective_seconds: int
+    age_seconds: float | None
+    """Age of the newest applied change (now - newest source commit time)."""
+    freshness: str
+    """'fresh' (age within the objective), 'stale', 'unknown' (no change applied yet), 'missing' (no table)."""
+    last_error: str | None = None
+
+
+def build_status(contracts: Iterable[Contract], facts: Mapping[str, TableFacts], now: dt.datetime
+                 ) -> list[ContractStatus]:
+    """Combine contracts and the facts read from the reporting DB (pure). Sorted by table, then major."""
+    out = []
+    for c in sorted(contracts, key=lambda c: (c.table, c.major)):
+        f = facts.get(c.physical_name, TableFacts(exists=False))
+        newest = max((t for t in (f.pipeline_newest_source_ts, f.newest_source_ts) if t is not None), default=None)
+        age = (now - newest).total_seconds() if newest is not None else None
+        if not f.exists:
+            freshness = "missing"
+        elif age is None:
+            freshness = "unknown"
+        else:
+            freshness = "fresh" if age <= c.freshness_seconds else "stale"
+        days = (c.deprecation_date - now.date()).days if c.deprecation_date else None
+        out.append(ContractStatus(
+            table=c.physical_name, version=c.version, owner_service=c.owner_service, status=c.status,
+            deprecation_date=c.deprecation_date, days_to_deprecation=days, exists=f.exists,
+            live_rows=f.live_rows, deleted_rows=f.deleted_rows, newest_source_ts=newest,
+            last_applied_at=f.last_applied_at, freshness_objective_seconds=c.freshness_seconds,
+            age_seconds=age, freshness=freshness, last_error=f.last_error))
+    return out
+
+
+def _exists(backend, schema: str, table: str) -> bool:
+    rows = backend.query("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                         (schema, table))
+    return bool(rows and rows[0][0])
+
+
+def read_facts(backend, contracts: Iterable[Contract]) -> dict[str, TableFacts]:
+    """Row counts, newest `_source_ts` and `_pipeline.table_status` per contract table (read-only queries)."""
+    pipeline: dict[str, tuple] = {}
+    if _exists(backend, "_pipeline", "table_status"):
+        for name, newest, applied, error in backend.query(
+                "SELECT physical_name, newest_source_ts, last_applied_at, last_error FROM _pipeline.table_status"):
+            pipeline[name] = (newest, applied, error)
+    facts = {}
+    for c in contracts:
+        if not _exists(backend, "reporting", c.physical_name):
+            facts[c.physical_name] = TableFacts(exists=False)
+            continue
+        if c.delete_semantics == "soft":
+            live, total, newest = backend.query(
+                'SELECT count(*) FILTER (WHERE "_deleted_at" IS NULL), count(*), max("_source_ts") '
+                f"FROM {qualified_name(c)}")[0]
+            deleted = total - live
+        else:
+            live, newest = backend.query(f'SELECT count(*), max("_source_ts") FROM {qualified_name(c)}')[0]
+            deleted = None
+        p_newest, applied, error = pipeline.get(c.physical_name, (None, None, None))
+        facts[c.physical_name] = TableFacts(True, int(live), deleted, newest, p_newest, applied, error)
+    return facts
+
+
+def contract_status(settings=None, now: dt.datetime | None = None) -> list[ContractStatus]:
+    """Every contract version (reporting_schema/) with its table's row count and freshness.
+
+    Raises pipelines.reconcile.ReconcileError (one line) when the reporting database cannot be opened.
+    """
+    from pipelines.contract.model import load_contracts
+    from pipelines.reconcile.run import open_reporting
+    from pipelines.settings import Settings
+
+    settings = settings or Settings.load()
+    contracts = load_contracts()
+    backend = open_reporting(settings)
+    try:
+        facts = read_facts(backend, contracts)
+    finally:
+        backend.close()
+    return build_status(contracts, facts, now or dt.datetime.now(dt.UTC))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def render_status(statuses: Iterable[ContractStatus]):
+    """A rich table: one line per contract version."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Reporting contracts", title_justify="left")
+    for name, justify in (("table", "left"), ("version", "left"), ("owner", "left"), ("status", "left"),
+                          ("deprecation", "left"), ("live rows", "right"), ("newest _source_ts", "left"),
+                          ("age", "right"), ("objective", "right"), ("freshness", "left")):
+        table.add_column(name, justify=justify)
+    colours = {"fresh": "green", "stale": "bold red", "unknown": "yellow", "missing": "bold red"}
+    for s in statuses:
+        status = Text(s.status, style="yellow" if s.status == "deprecated" else "red" if s.status == "retired" else "")
+        deprecation = ""
+        if s.deprecation_date:
+            left = s.days_to_deprecation
+            deprecation = f"{s.deprecation_date} ({left} days left)" if left >= 0 else \
+                f"{s.deprecation_date} (passed {-left} days ago)"
+        rows = "" if s.live_rows is None else f"{s.live_rows:,}"
+        if s.deleted_rows:
+            rows += f" (+{s.deleted_rows:,} deleted)"
+        newest = s.newest_source_ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if s.newest_source_ts else ""
+        fresh = Text(s.freshness + (" (last error)" if s.last_error else ""), style=colours[s.freshness])
+        table.add_row(s.table, s.version, s.owner_service, status, deprecation, rows, newest, _age(s.age_seconds),
+                      _age(s.freshness_objective_seconds), fresh)
+    return table
+
+
+def status_command(console=None) -> int:
+    """`reporting contract status`: print the table; 0, or 2 when the reporting database cannot be opened.
+
+    Informational: stale or missing tables do not change the exit code (freshness checks and
+    `reporting reconcile` are the gates)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from pipelines.reconcile.run import ReconcileError
+
+    console = console or Console(soft_wrap=True, highlight=False)
+    try:
+        statuses = contract_status()
+    except ReconcileError as exc:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"error: {exc}", style="bold red"))
+        return 2
+    console.print(render_status(statuses))
+    return 0
