@@ -1,14 +1,49 @@
-"""Dagster code location (workspace.yaml → python_package pipelines, attribute `defs`): wiring only."""
+"""Dagster code location (workspace.yaml → module pipelines.definitions, attribute `defs`): wiring only.
+
+`defs` is loaded lazily (`@dg.definitions`): importing this module reads nothing; the code server
+builds the definitions when it loads the location (dbt manifest, contracts, connector files).
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.dbt import build_dbt_assets, dbt_resource
-from pipelines.defs.ingest import build_ingest_assets, live_contracts
-from pipelines.defs.resources import ReportingResource
 
-defs = dg.Definitions(
-    assets=[build_ingest_assets(live_contracts()), build_dbt_assets()],
-    resources={"reporting": ReportingResource(), "dbt": dbt_resource()},
-)
+def build_definitions() -> dg.Definitions:
+    from pipelines.defs.catalog import contract_catalog
+    from pipelines.defs.checks import build_contract_checks, reconcilable_tables
+    from pipelines.defs.connectors import build_connector_defs
+    from pipelines.defs.dbt import build_dbt_assets, dbt_resource
+    from pipelines.defs.ingest import build_ingest_assets, live_contracts
+    from pipelines.defs.jobs import asset_jobs, replay_dead_letters_job, resnapshot_table_job
+    from pipelines.defs.resources import ReportingResource
+    from pipelines.defs.schedules import build_schedules
+    from pipelines.defs.sensors import (
+        connector_health_sensor,
+        consumer_lag_sensor,
+        dead_letter_sensor,
+        pool_wait_sensor,
+    )
+
+    contracts = live_contracts()
+    connectors, connector_checks = build_connector_defs()
+    ingest = build_ingest_assets(contracts)
+    dbt = build_dbt_assets()
+    conformance, freshness, dead_letters, *reconcile = build_contract_checks(contracts, reconcilable_tables())
+    reconcile_checks = reconcile[0] if reconcile else None
+    jobs = asset_jobs(ingest, dbt, contract_catalog, [conformance, freshness, dead_letters], reconcile_checks)
+    return dg.Definitions(
+        assets=[a for a in (connectors, ingest, dbt, contract_catalog) if a is not None],
+        asset_checks=[c for c in (connector_checks, conformance, freshness, dead_letters, reconcile_checks)
+                      if c is not None],
+        jobs=[*jobs, resnapshot_table_job, replay_dead_letters_job],
+        sensors=[consumer_lag_sensor, dead_letter_sensor, connector_health_sensor, pool_wait_sensor],
+        schedules=build_schedules(with_reconcile=reconcile_checks is not None),
+        resources={"reporting": ReportingResource(), "dbt": dbt_resource()},
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

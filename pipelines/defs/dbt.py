@@ -12,7 +12,7 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pipelines.defs.ingest import INGEST_POOL
+from pipelines.defs.resources import POOL, wait_writable
 from pipelines.settings import REPO_ROOT, Settings
 
 DBT_DIR = REPO_ROOT / "dbt_project"
@@ -59,18 +59,26 @@ class ReportingDbtTranslator(DagsterDbtTranslator):
         return dg.AssetKey(key)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        path = dbt_resource_props.get("path", "")
-        return "dbt_marts" if "marts" in path else "dbt_staging"
+        return f"dbt_{_layer(dbt_resource_props)}"
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        return {**super().get_tags(dbt_resource_props), "layer": _layer(dbt_resource_props)}
+
+
+def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
+    return "marts" if "marts" in dbt_resource_props.get("path", "") else "staging"
 
 
 def build_dbt_assets() -> dg.AssetsDefinition:
     manifest = ensure_manifest()
 
     @dbt_assets(manifest=manifest, dagster_dbt_translator=ReportingDbtTranslator(), name="musiccorp_dbt",
-                pool=INGEST_POOL)
+                pool=POOL)
     def musiccorp_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        for k, v in dbt_env().items():
+        settings = Settings.load()
+        for k, v in dbt_env(settings).items():
             os.environ.setdefault(k, v)
+        wait_writable(settings, say=context.log.info)
         yield from dbt.cli(["build", "--target", dbt_target()], context=context).stream()
 
     return musiccorp_dbt

@@ -2,6 +2,7 @@
 
 One multi-asset drains Kafka until caught up (the same code as `reporting ingest`), because a
 single consumer pass feeds all tables; each table is still its own asset with its own checks.
+Each table depends on its owning service's connector asset (connectors/<service>/connector.json).
 """
 
 
@@ -9,9 +10,10 @@ import dagster as dg
 from dagster import AssetExecutionContext
 
 from pipelines.contract.model import Contract, load_contracts
-from pipelines.defs.resources import ReportingResource
+from pipelines.defs.connectors import connector_asset_key, connector_services
+from pipelines.defs.resources import POOL, ReportingResource, wait_writable
 
-INGEST_POOL = "reporting_db_writer"
+INGEST_POOL = POOL
 
 
 def contract_asset_key(contract: Contract) -> dg.AssetKey:
@@ -22,14 +24,16 @@ def live_contracts() -> list[Contract]:
     return [c for c in load_contracts() if c.status != "retired"]
 
 
-def contract_spec(contract: Contract) -> dg.AssetSpec:
+def contract_spec(contract: Contract, services: frozenset[str] = frozenset()) -> dg.AssetSpec:
+    deps = [connector_asset_key(contract.owner_service)] if contract.owner_service in services else []
     return dg.AssetSpec(
         key=contract_asset_key(contract),
         group_name=f"{contract.owner_service}_service",
         description=f"{contract.description.strip()}\n\nGrain: {contract.grain}",
         owners=[f"team:{contract.owner_service}"],
         kinds={"duckdb", "kafka"},
-        tags={"contract_status": contract.status, "major": str(contract.major)},
+        deps=deps,
+        tags={"contract_status": contract.status, "major": str(contract.major), "layer": "contract"},
         metadata={
             "grain": contract.grain,
             "primary_key": ", ".join(contract.primary_key),
@@ -45,13 +49,17 @@ def contract_spec(contract: Contract) -> dg.AssetSpec:
 
 
 def build_ingest_assets(contracts: list[Contract]) -> dg.AssetsDefinition:
-    @dg.multi_asset(specs=[contract_spec(c) for c in contracts], name="ingest_contract_tables",
-                    can_subset=False, pool=INGEST_POOL,
+    services = frozenset(connector_services())
+
+    @dg.multi_asset(specs=[contract_spec(c, services) for c in contracts], name="ingest_contract_tables",
+                    can_subset=False, pool=POOL,
                     description="Drain the CDC topics into the contract tables (reporting ingest --until-caught-up).")
     def ingest_contract_tables(context: AssetExecutionContext, reporting: ReportingResource):
         from pipelines.apply.runner import run_pipeline
 
-        stats = run_pipeline(settings=reporting.settings(), until_caught_up=True, group=reporting.consumer_group,
+        settings = reporting.settings()
+        wait_writable(settings, say=context.log.info)
+        stats = run_pipeline(settings=settings, until_caught_up=True, group=reporting.consumer_group,
                              say=context.log.info, install_signals=False)
         for c in contracts:
             yield dg.MaterializeResult(asset_key=contract_asset_key(c), metadata={

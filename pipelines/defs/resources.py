@@ -2,22 +2,102 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+
 import dagster as dg
 
 from pipelines.settings import Settings
 
+POOL = "reporting_db_writer"
+"""Dagster concurrency pool of everything that opens the reporting database. Its limit is 1 in the
+instance that `reporting ui` configures: DuckDB allows ONE process to open a file for writing (and,
+while it does, no other process may even read it), so runs that touch the file take turns."""
+
+
+class ReportingDbBusy(RuntimeError):
+    """The DuckDB reporting file is held by another process (a run, `reporting stream`)."""
+
+
+def wait_writable(settings: Settings, timeout: float = 60.0, say=print) -> None:
+    """Before a step writes the DuckDB file: wait until no other process holds it (a sensor's short
+    read-only look, `reporting stream`), so the step does not fail on DuckDB's file lock. PostgreSQL:
+    nothing to wait for. Raises ReportingDbBusy after `timeout` seconds."""
+    if settings.backend != "duckdb" or not settings.duckdb_path.exists():
+        return
+    import duckdb
+
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        try:
+            duckdb.connect(str(settings.duckdb_path)).close()
+            return
+        except duckdb.Error as exc:
+            if time.monotonic() > deadline:
+                raise ReportingDbBusy(f"{settings.duckdb_path} stayed locked by another process for {timeout:.0f}s "
+                                      f"(is `reporting stream` running?): {str(exc).splitlines()[0]}") from exc
+            if not told:
+                say(f"waiting for {settings.duckdb_path}: another process holds DuckDB's file lock")
+                told = True
+            time.sleep(0.5)
+
 
 class ReportingResource(dg.ConfigurableResource):
-    """Where the reporting DB, Kafka and the state folder are. Empty fields fall back to the
-    REPORTING_* environment (pipelines/settings.py), resolved when a run starts."""
+    """Where the reporting DB, Kafka, Kafka Connect and the state folder are. Empty fields fall back to
+    the REPORTING_* environment (pipelines/settings.py), resolved when a run or a sensor tick starts."""
 
     backend: str = ""
     """'duckdb' or 'postgres'; empty = REPORTING_BACKEND (default duckdb)."""
     consumer_group: str = "reporting-pipeline"
+    """Kafka consumer group of the pipeline (offsets are stored per group in the reporting DB)."""
 
     def settings(self) -> Settings:
-        import os
-
         if self.backend:
             os.environ["REPORTING_BACKEND"] = self.backend
         return Settings.load()
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator:
+        """The reporting backend opened for writing (hold the pool: one writer at a time)."""
+        from pipelines.apply.runner import open_backend
+
+        backend = open_backend(self.settings())
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator:
+        """The reporting backend for reading: DuckDB read-only. Raises ReportingDbBusy when another
+        process writes the file, FileNotFoundError when the pipeline has not created it yet."""
+        settings = self.settings()
+        if settings.backend == "duckdb":
+            import duckdb
+
+            from pipelines.apply.duckdb_backend import DuckDbBackend
+
+            if not settings.duckdb_path.exists():
+                raise FileNotFoundError(f"no reporting database at {settings.duckdb_path} yet "
+                                        "(materialize the contract tables first)")
+            try:
+                backend = DuckDbBackend(settings.duckdb_path, read_only=True)
+            except duckdb.Error as exc:
+                raise ReportingDbBusy(f"{settings.duckdb_path} is locked by another process (a run or "
+                                      f"`reporting stream` is writing it): {str(exc).splitlines()[0]}") from exc
+        else:
+            from pipelines.apply.runner import open_backend
+
+            backend = open_backend(settings)
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+    def connect_client(self):
+        from pipelines.stack.connect_api import ConnectClient
+
+        return ConnectClient(self.settings().connect_url)

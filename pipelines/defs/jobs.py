@@ -1,0 +1,124 @@
+"""Jobs operators launch from the UI (Launchpad or the asset graph's Materialize button).
+
+- ingest_job: drain Kafka into the contract tables until caught up (+ conformance, freshness and
+  dead-letter checks). The consumer-lag sensor launches it too.
+- dbt_build_job: `dbt build` of every model (dbt tests are asset checks); hourly schedule.
+- reconcile_job: compare the contract tables with their sources; daily schedule.
+- resnapshot_table_job: ask Debezium for an ad-hoc snapshot of one table (Kafka signal).
+- replay_dead_letters_job: re-apply pending dead letters after a fix.
+- publish_contract_docs_job: render the contract catalog.
+"""
+
+
+import dagster as dg
+
+from pipelines.defs.resources import POOL, ReportingResource, wait_writable
+from pipelines.defs.snapshot import SNAPSHOT_TYPES
+
+INGEST_JOB = "ingest_job"
+DBT_JOB = "dbt_build_job"
+RECONCILE_JOB = "reconcile_job"
+
+
+class ResnapshotConfig(dg.Config):
+    table: str
+    """Contract table (`orders_v1`), contract name (`orders`, every major) or source table (`public.orders`)."""
+    snapshot_type: str = "incremental"
+    """`incremental` (chunks, streaming goes on; needs read.only=true on the connector) or `blocking`."""
+
+
+@dg.op(description="Send Debezium an execute-snapshot signal for one table through the connector's Kafka "
+                   "signal topic; the re-read rows arrive as op=r events (ingest applies them).",
+       tags={"kind": "debezium"})
+def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, reporting: ReportingResource) -> None:
+    from pipelines.defs.connectors import connector_spec_file
+    from pipelines.defs.snapshot import (
+        config_problems,
+        ensure_signal_topic,
+        live_connector_config,
+        resolve_target,
+        send_signal,
+        signal_topic,
+        snapshot_signal,
+    )
+    from pipelines.projection import load_projections
+    from pipelines.settings import REPO_ROOT
+
+    if config.snapshot_type not in SNAPSHOT_TYPES:
+        raise dg.Failure(f"snapshot_type {config.snapshot_type!r}: expected one of {', '.join(SNAPSHOT_TYPES)}")
+    settings = reporting.settings()
+    target = resolve_target(config.table, load_projections(REPO_ROOT / "connectors"))
+    name = connector_spec_file(target.service)["name"]
+    live = live_connector_config(settings.connect_url, name)
+    problems = config_problems(live, config.snapshot_type)
+    if problems:
+        raise dg.Failure(
+            description=f"connector {name} is not set up for Kafka signals: {'; '.join(problems)} "
+                        f"(connectors/{target.service}/connector.json; see docs/dagster.md)",
+            metadata={"connector": name, "problems": "\n".join(problems)})
+    topic = signal_topic(live)
+    ensure_signal_topic(settings.kafka_bootstrap, topic)
+    signal = snapshot_signal(target.source_tables, config.snapshot_type)
+    offset = send_signal(settings.kafka_bootstrap, topic, live["topic.prefix"], signal)
+    context.log.info(f"sent {config.snapshot_type} snapshot signal {signal['id']} for {', '.join(target.source_tables)} "
+                     f"to {topic}@{offset} (connector {name}); contract tables: {', '.join(target.contract_tables)}")
+    context.add_output_metadata({"signal_id": signal["id"], "signal_topic": topic, "offset": offset,
+                                 "source_tables": ", ".join(target.source_tables),
+                                 "contract_tables": ", ".join(target.contract_tables)})
+
+
+@dg.job(description="Re-snapshot one table (Debezium ad-hoc snapshot through the Kafka signal channel).",
+        tags={"layer": "connector"})
+def resnapshot_table_job():
+    resnapshot_table()
+
+
+class ReplayConfig(dg.Config):
+    table: str = ""
+    """Only this contract table, source table or topic; empty = every pending dead letter."""
+
+
+@dg.op(description="Re-plan and apply pending dead letters with the current projections and contracts.", pool=POOL)
+def replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, reporting: ReportingResource) -> None:
+    from pipelines.apply.dead_letters import replay
+    from pipelines.apply.runner import load_parts
+
+    settings = reporting.settings()
+    parts = load_parts()
+    wait_writable(settings, say=context.log.info)
+    with reporting.writer() as backend:
+        backend.ensure_schema(list(parts.contracts.values()))
+        res = replay(backend, parts, reporting.consumer_group, config.table or None)
+    text = (f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
+            f"{res.still_failing} still failing")
+    context.log.info(text)
+    meta = {"attempted": res.attempted, "replayed": res.replayed, "still_failing": res.still_failing,
+            "rows": res.rows}
+    if res.still_failing:
+        raise dg.Failure(description=f"{text} (reasons: reporting dlq list)", metadata=meta)
+    context.add_output_metadata(meta)
+
+
+@dg.job(description="Replay dead letters after fixing a projection, a contract or source data.")
+def replay_dead_letters_job():
+    replay_dead_letters()
+
+
+def asset_jobs(ingest, dbt_assets, docs_asset, routine_checks, reconcile_checks) -> list:
+    """Asset jobs over the definitions built in definitions.py."""
+    ingest_sel = dg.AssetSelection.assets(ingest).without_checks()
+    for c in routine_checks:
+        ingest_sel = ingest_sel | dg.AssetSelection.checks(c)
+    jobs = [
+        dg.define_asset_job(INGEST_JOB, selection=ingest_sel,
+                            description="Catch-up: drain the CDC topics into the contract tables until caught up, "
+                                        "then check conformance, freshness and dead letters."),
+        dg.define_asset_job(DBT_JOB, selection=dg.AssetSelection.assets(dbt_assets),
+                            description="dbt build: staging views and marts, with the dbt tests as asset checks."),
+        dg.define_asset_job("publish_contract_docs_job", selection=dg.AssetSelection.assets(docs_asset),
+                            description="Render the Markdown catalog of the reporting contracts for BI users."),
+    ]
+    if reconcile_checks is not None:
+        jobs.append(dg.define_asset_job(RECONCILE_JOB, selection=dg.AssetSelection.checks(reconcile_checks),
+                                        description="Reconcile every fed contract table with its source table."))
+    return jobs

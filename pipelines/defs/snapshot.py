@@ -1,0 +1,114 @@
+"""Re-snapshot one table: send Debezium an `execute-snapshot` signal through its Kafka signal channel.
+
+Debezium 3.x reads signals from a Kafka topic when the connector has `kafka` in
+`signal.enabled.channels` (topic `signal.kafka.topic`, default `<topic.prefix>-signal`, one
+partition; the message key must equal `topic.prefix`). An *incremental* snapshot re-reads the table
+in chunks while streaming goes on; without a signal table in the source database the connector
+needs `read.only=true` (PostgreSQL 13+: watermarks from pg_current_snapshot(); MariaDB: GTIDs). A
+*blocking* snapshot pauses streaming while it re-reads the table and needs no watermarks. Either way
+the rows arrive as `op=r` events that the pipeline applies like any change (positions decide, so
+nothing goes backwards); rows deleted in the source meanwhile are not deleted by a snapshot.
+"""
+
+
+import json
+import uuid
+from dataclasses import dataclass
+
+SNAPSHOT_TYPES = ("incremental", "blocking")
+
+
+class SnapshotSignalError(RuntimeError):
+    """The signal cannot be sent (unknown table, connector not configured for Kafka signals)."""
+
+
+@dataclass(frozen=True)
+class SnapshotTarget:
+    service: str
+    source_tables: tuple[str, ...]
+    """Debezium data-collection names, e.g. `public.orders` (PG) or `warehouse.catalog_items` (MariaDB)."""
+    contract_tables: tuple[str, ...]
+
+
+def resolve_target(name: str, projections) -> SnapshotTarget:
+    """A contract table (`orders_v1`), a contract name (`orders`: all its majors) or a source table
+    (`public.orders`) → the source table(s) to snapshot and the service whose connector reads them."""
+    hits = []
+    for tp in projections.values():
+        targets = [t.physical_name for t in tp.targets]
+        tables = {t.physical_name.rsplit("_v", 1)[0] for t in tp.targets}
+        if name in targets or name in tables or name in (tp.source_table, tp.topic):
+            hits.append((tp, targets))
+    if not hits:
+        known = sorted({t.physical_name for tp in projections.values() for t in tp.targets})
+        raise SnapshotSignalError(f"no projection feeds {name!r}: nothing to snapshot (fed tables: {', '.join(known)})")
+    services = {tp.service for tp, _ in hits}
+    if len(services) > 1:
+        raise SnapshotSignalError(f"{name!r} is fed by several services ({', '.join(sorted(services))}); name one table")
+    return SnapshotTarget(services.pop(), tuple(sorted({tp.source_table for tp, _ in hits})),
+                          tuple(sorted({n for _, names in hits for n in names})))
+
+
+def signal_topic(config: dict) -> str:
+    return config.get("signal.kafka.topic") or f"{config['topic.prefix']}-signal"
+
+
+def config_problems(config: dict, snapshot_type: str) -> list[str]:
+    """What the live connector config lacks for a Kafka-signalled snapshot of this type."""
+    problems = []
+    channels = [c.strip() for c in config.get("signal.enabled.channels", "source").split(",")]
+    if "kafka" not in channels:
+        problems.append("signal.enabled.channels must include 'kafka'")
+    if not config.get("signal.kafka.bootstrap.servers"):
+        problems.append("signal.kafka.bootstrap.servers must be set (e.g. ${env:REPORTING_KAFKA_BOOTSTRAP})")
+    if (snapshot_type == "incremental" and str(config.get("read.only", "false")).lower() != "true"
+            and not config.get("signal.data.collection")):
+        problems.append("an incremental snapshot needs read.only=true (no signal table) or signal.data.collection")
+    return problems
+
+
+def snapshot_signal(source_tables: tuple[str, ...], snapshot_type: str, signal_id: str | None = None) -> dict:
+    """The signal message value Debezium expects on its Kafka signal topic."""
+    if snapshot_type not in SNAPSHOT_TYPES:
+        raise SnapshotSignalError(f"snapshot type {snapshot_type!r}: expected one of {', '.join(SNAPSHOT_TYPES)}")
+    return {"id": signal_id or str(uuid.uuid4()), "type": "execute-snapshot",
+            "data": {"data-collections": list(source_tables), "type": snapshot_type}}
+
+
+def ensure_signal_topic(bootstrap: str, topic: str) -> None:
+    """Create the signal topic with ONE partition if missing (Debezium reads partition 0 only)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        if topic not in admin.list_topics():
+            try:
+                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()
+
+
+def send_signal(bootstrap: str, topic: str, key: str, value: dict) -> int:
+    """Produce the signal (acks=all); returns its offset."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        meta = producer.send(topic, key=key.encode(), value=json.dumps(value).encode()).get(timeout=30)
+    finally:
+        producer.close()
+    return meta.offset
+
+
+def live_connector_config(connect_url: str, name: str) -> dict:
+    import requests
+
+    r = requests.get(f"{connect_url.rstrip('/')}/connectors/{name}/config", timeout=15)
+    if r.status_code == 404:
+        raise SnapshotSignalError(f"connector {name} is not registered on Kafka Connect (materialize its asset)")
+    r.raise_for_status()
+    return r.json()
