@@ -91,7 +91,8 @@ class ChangeEvent:
     `before`/`after`: raw row images (column → Debezium JSON value) or None. `key`: the decoded Kafka
     key (e.g. `{"id": 42}`) or None. `position`: sortable source position, comparable only within
     one source table (0 when the event has no row). `source_ts_ms`: commit time in the source
-    database (heartbeats/transactions: their own ts_ms), or None. `tx_id`: Debezium transaction id.
+    database (heartbeats/transactions: their own ts_ms), or None. `tx_id`: the source transaction:
+    PostgreSQL txId (the wire's "<txId>:<lsn>" ids vary per event, so only txId is kept), MariaDB GTID.
     `raw_key`/`raw_value`: the original bytes, kept for dead letters (not part of equality).
     """
 
@@ -166,6 +167,16 @@ def _load(data: bytes, what: str) -> Any:
     return obj
 
 
+def _pg_txid(tx: Any) -> str | None:
+    """PostgreSQL transaction ids on the wire are "<txId>:<lsn>" and the lsn differs between BEGIN,
+    END and each change; the txId part is the transaction. Other ids (GTIDs) are returned as is."""
+    if tx is None:
+        return None
+    text = str(tx)
+    head, sep, tail = text.partition(":")
+    return head if sep and head.isdigit() and tail.isdigit() else text
+
+
 def _table_from_topic(topic: str) -> str | None:
     parts = topic.split(".")
     return f"{parts[-2]}.{parts[-1]}" if len(parts) >= 3 else None
@@ -212,7 +223,9 @@ def parse(topic: str, partition: int, offset: int, key: bytes | None, value: byt
             lsn = source.get("lsn")
             position = encode_lsn(lsn) if op is not Op.MESSAGE or lsn is not None else 0
             source_table = f"{source.get('schema')}.{source.get('table')}"
-            tx_id = txn.get("id") if type(txn) is dict else source.get("txId")
+            tx_id = source.get("txId")  # stable; transaction.id is "<txId>:<lsn of this change>"
+            if tx_id is None and type(txn) is dict:
+                tx_id = _pg_txid(txn.get("id"))
         elif connector == "mariadb" or connector == "mysql":
             position = encode_binlog_position(source.get("file"), source.get("pos"), source.get("row") or 0)
             source_table = f"{source.get('db')}.{source.get('table')}"
@@ -238,7 +251,7 @@ def _parse_other(env: dict, topic: str, partition: int, offset: int, key_obj: An
                            topic, partition, offset, key, value)
     if env.get("status") in ("BEGIN", "END") and "id" in env:
         return ChangeEvent(EventKind.TRANSACTION, None, None, None, None, None, key_obj, 0, ts,
-                           str(env["id"]), topic, partition, offset, key, value)
+                           _pg_txid(env["id"]), topic, partition, offset, key, value)
     if "ddl" in env or "tableChanges" in env:
         source = env.get("source") if type(env.get("source")) is dict else {}
         engine = source.get("connector")

@@ -41,13 +41,18 @@ def test_pg_fixture_kinds(pg):
 
 def test_pg_create(pg):
     e = pg["insert (op c) of order 1002"]
-    assert (e.source_table, e.engine, e.position, e.tx_id) == ("public.orders", "postgresql", 24_023_136, "556:24023128")
+    assert (e.source_table, e.engine, e.position, e.tx_id) == ("public.orders", "postgresql", 24_023_136, "556")
     assert e.source_ts_ms == 1_732_528_800_000
     assert e.key == {"id": 1002}
     assert e.after["state_code"] == 10 and e.before is None
     assert (e.topic, e.partition, e.offset) == ("orders.public.orders", 0, 1)
     assert e.is_create and e.is_change and not (e.is_update or e.is_delete or e.is_snapshot or e.is_tombstone)
     assert e.raw_value is not None and orjson.loads(e.raw_value)["op"] == "c"
+
+
+def test_tx_id_groups_a_pg_transaction(pg):
+    ids = {e.tx_id for e in pg.values() if e.source_ts_ms == 1_732_528_800_000}
+    assert ids == {"556"}  # BEGIN, both inserts and END, although their wire ids all differ
 
 
 def test_pg_snapshot_read_is_snapshot(pg):
@@ -70,8 +75,9 @@ def test_tombstone_heartbeat_transaction(pg):
     assert t.is_tombstone and t.source_table == "public.orders" and t.key == {"id": 1002} and t.op is None
     h = pg["heartbeat"]
     assert h.is_heartbeat and h.source_ts_ms == 1_732_532_410_000 and h.key == {"serverName": "orders"}
-    b, end = pg["transaction BEGIN"], pg["transaction END"]
-    assert b.is_transaction and end.is_transaction and b.tx_id == end.tx_id == "556:24023128"
+    b = pg["transaction BEGIN (id <txId>:<lsn>; the lsn part differs per event)"]
+    end = pg["transaction END (id carries the commit lsn)"]
+    assert b.is_transaction and end.is_transaction and b.tx_id == end.tx_id == "556"
 
 
 def test_positions_grow_with_the_wal(pg):
@@ -177,6 +183,28 @@ def test_decode_errors_are_one_line_reasons(value, reason):
 def test_bad_key_is_a_decode_error():
     with pytest.raises(DecodeError, match="key is not valid JSON"):
         parse("orders.public.orders", 0, 0, b"\xff", None)
+
+
+@pytest.mark.parametrize("name", ["captured_pg_orders.json", "captured_mariadb_capwh.json"])
+def test_events_captured_from_the_real_stack_decode(name):
+    events = _fixture(name)
+    for title, e in events.items():
+        kind = title.split(" ")[0]
+        expected = {"snapshot": Op.READ, "insert": Op.CREATE, "update": Op.UPDATE, "delete": Op.DELETE}.get(kind)
+        if expected is not None:
+            assert e.op is expected, title
+        if kind == "op":
+            assert e.op is Op(title.split(" ")[1]), title
+        if kind == "tombstone":
+            assert e.is_tombstone, title
+        if kind == "heartbeat":
+            assert e.is_heartbeat, title
+        if kind == "transaction":
+            assert e.is_transaction and e.tx_id, title
+        if kind == "schema":
+            assert e.is_schema_change, title
+        if e.is_change:
+            assert e.position > 0 and e.source_ts_ms and e.engine in ("postgresql", "mariadb")
 
 
 def test_record_file_round_trip(tmp_path):

@@ -349,3 +349,13 @@ def test_mariadb_fixture(tmp_path):
 def test_one_planner_routes_several_services(orders_projection, contracts):
     planner = Planner([orders_projection, parse_projection(WAREHOUSE)], {**contracts, "stock_levels_v1": STOCK})
     assert "warehouse.warehouse.stock" in planner.topics and T in planner.topics
+
+
+def test_events_captured_from_the_real_stack_plan_cleanly(planner):
+    plan = planner.plan_records(load_records(FIXTURES / "captured_pg_orders.json"))
+    assert plan.dead_letters == []
+    v1, v2 = plan.tables["orders_v1"], plan.tables["orders_v2"]
+    assert v1.upserts and v1.deletes and len(v2.upserts) == len(v1.upserts)
+    assert v1.keep_masks is None and v2.keep_masks is None  # the TOASTed column is not projected
+    assert plan.tables["order_lines_v1"].upserts
+    assert all(r[v1.columns.index("_source_ts")].tzinfo is not None for r in v1.upserts)
