@@ -359,3 +359,52 @@ def test_events_captured_from_the_real_stack_plan_cleanly(planner):
     assert v1.keep_masks is None and v2.keep_masks is None  # the TOASTed column is not projected
     assert plan.tables["order_lines_v1"].upserts
     assert all(r[v1.columns.index("_source_ts")].tzinfo is not None for r in v1.upserts)
+
+
+CAPWH = textwrap.dedent("""\
+    service: capwh
+    engine: mariadb
+    tables:
+      warehouse.cap_stock:
+        key: [sku, loc]
+        columns:
+          sku: varchar(32)
+          loc: varchar(16)
+          on_hand: int
+          price_cents: bigint
+          changed_at: timestamp        # DATETIME(6): micros
+          shipped_at: timestamp_ms     # DATETIME(3): millis
+          fmt: enum
+          active: boolean              # TINYINT(1): 0/1
+          doc: json
+        targets:
+          cap_stock_v1:
+            sku: sku
+            location: loc
+            on_hand: on_hand
+            price: cents(price_cents)
+            changed_at: changed_at
+            shipped_at: shipped_at
+            format: "map_fmt"
+            is_active: active
+            doc_a: "json_get(doc, 'a')"
+    """).replace('"map_fmt"', "{map: fmt, values: {LP: VINYL, CD: CD}, default: OTHER}")
+CAP_STOCK = Contract((
+    Col("sku", "varchar", length=32), Col("location", "varchar", length=16), Col("on_hand", "integer"),
+    Col("price", "decimal", precision=10, scale=2), Col("changed_at", "timestamptz"),
+    Col("shipped_at", "timestamptz", required=False), Col("format", "varchar", length=16),
+    Col("is_active", "boolean"), Col("doc_a", "bigint", required=False)), ("sku", "location"))
+
+
+def test_mariadb_events_captured_from_the_real_stack():
+    planner = Planner(parse_projection(CAPWH), {"cap_stock_v1": CAP_STOCK})
+    records = load_records(FIXTURES / "captured_mariadb_capwh.json")
+    plan = planner.plan_records(records)
+    assert plan.dead_letters == []
+    tp = plan.tables["cap_stock_v1"]
+    assert tp.upserts or tp.deletes
+    for row in tp.upserts:
+        r = dict(zip(tp.columns, row, strict=True))
+        assert r["changed_at"].tzinfo is not None and type(r["is_active"]) is bool
+        assert r["format"] in ("VINYL", "CD", "OTHER") and r["_source_position"] > 0
+    assert plan.skipped >= 2  # the schema change, the transaction marker, the tombstone
