@@ -296,9 +296,14 @@ def reserve_stock(warehouse: MariaConn, order_id: int, items: Sequence[tuple[str
             if take > 0:
                 holds.append((sku, site, take))
         if holds:
-            cur.executemany(
-                "UPDATE bin_stock SET qty_allocated = qty_allocated + %s, modified_on = UTC_TIMESTAMP(6)"
-                " WHERE sku = %s AND site_code = %s", [(take, sku, site) for sku, site, take in holds])
+            # one UPDATE for all bins: qty_allocated + CASE (sku, site) … (one round trip, not one per line)
+            cases = " ".join(["WHEN sku = %s AND site_code = %s THEN %s"] * len(holds))
+            keys = " OR ".join(["(sku = %s AND site_code = %s)"] * len(holds))
+            cur.execute(
+                f"UPDATE bin_stock SET qty_allocated = qty_allocated + CASE {cases} ELSE 0 END,"  # noqa: S608 - placeholders only
+                f" modified_on = UTC_TIMESTAMP(6) WHERE {keys}",
+                [v for sku, site, take in holds for v in (sku, site, take)]
+                + [v for sku, site, _ in holds for v in (sku, site)])
             cur.executemany(
                 "INSERT INTO reservations (order_ref, sku, site_code, qty, hold_state, created_on, modified_on)"
                 " VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
@@ -333,17 +338,19 @@ def ship(warehouse: MariaConn, orders: PgConn, order_id: int, *, carrier: str, t
     """Handed to the carrier: fulfilment SHIPPED and its reserved units leave stock (warehouse tx), then
     the order is SHIPPED (orders tx)."""
     with _maria_tx(warehouse) as cur:
+        # one statement: the packed fulfilment ships, and its held reservations (if any; one per SKU,
+        # so each bin is joined once) are consumed and leave the bins
         moved = cur.execute(
-            "UPDATE fulfilments SET stage_code = %s, carrier_code = %s, tracking_ref = %s,"
-            " shipped_on = UTC_TIMESTAMP(6), modified_on = UTC_TIMESTAMP(6) WHERE order_ref = %s AND stage_code = %s",
-            (int(FulfilmentStage.SHIPPED), carrier, tracking_number, order_id, int(FulfilmentStage.PACKED)))
-        if moved:
-            cur.execute(
-                "UPDATE bin_stock b JOIN reservations r ON r.sku = b.sku AND r.site_code = b.site_code"
-                " SET b.qty_on_hand = b.qty_on_hand - r.qty, b.qty_allocated = b.qty_allocated - r.qty,"
-                " b.modified_on = UTC_TIMESTAMP(6), r.hold_state = %s, r.modified_on = UTC_TIMESTAMP(6)"
-                " WHERE r.order_ref = %s AND r.hold_state = %s",
-                (ReservationState.CONSUMED.value, order_id, ReservationState.HELD.value))
+            "UPDATE fulfilments f"
+            " LEFT JOIN reservations r ON r.order_ref = f.order_ref AND r.hold_state = %s"
+            " LEFT JOIN bin_stock b ON b.sku = r.sku AND b.site_code = r.site_code"
+            " SET f.stage_code = %s, f.carrier_code = %s, f.tracking_ref = %s, f.shipped_on = UTC_TIMESTAMP(6),"
+            " f.modified_on = UTC_TIMESTAMP(6), r.hold_state = %s, r.modified_on = UTC_TIMESTAMP(6),"
+            " b.qty_on_hand = b.qty_on_hand - r.qty, b.qty_allocated = b.qty_allocated - r.qty,"
+            " b.modified_on = UTC_TIMESTAMP(6)"
+            " WHERE f.order_ref = %s AND f.stage_code = %s",
+            (ReservationState.HELD.value, int(FulfilmentStage.SHIPPED), carrier, tracking_number,
+             ReservationState.CONSUMED.value, order_id, int(FulfilmentStage.PACKED)))
     if moved:
         set_order_state(orders, order_id, OrderState.SHIPPED)
     return bool(moved)
