@@ -15,7 +15,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     Numeric,
@@ -45,7 +44,6 @@ orders = Table(
     Column("internal_note", Text, comment="INTERNAL"),
     Column("terms_snapshot", Text, nullable=False, comment="checkout terms (> 2 kB), stored out of line"),
     Column("metadata", JSONB, comment='e.g. {"channel": "web", "utm": {...}}'),
-    Index("orders_by_customer", "customer_ref"),
 )
 
 order_lines = Table(

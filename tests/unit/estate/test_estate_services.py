@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy.dialects import postgresql
 
 from estate import fake
 from estate.services import SERVICES, get
@@ -57,6 +58,14 @@ def test_the_orders_schema_is_the_fixed_one_from_the_brief():
     assert [c.name for c in orders.columns] == [
         "id", "customer_ref", "state_code", "total_cents", "currency_iso", "created_ts", "modified_ts",
         "fraud_score", "internal_note", "terms_snapshot", "metadata"]
+    types = {c.name: (c.type.compile(dialect=postgresql.dialect()), c.nullable) for c in orders.columns}
+    assert types == {
+        "id": ("BIGINT", False), "customer_ref": ("BIGINT", False), "state_code": ("SMALLINT", False),
+        "total_cents": ("BIGINT", False), "currency_iso": ("CHAR(3)", False),
+        "created_ts": ("TIMESTAMP WITH TIME ZONE", False), "modified_ts": ("TIMESTAMP WITH TIME ZONE", False),
+        "fraud_score": ("NUMERIC(5, 4)", True), "internal_note": ("TEXT", True), "terms_snapshot": ("TEXT", False),
+        "metadata": ("JSONB", True)}
+    assert orders.c.id.autoincrement is True and [c.name for c in orders.primary_key.columns] == ["id"]
     lines = SERVICES["orders"].metadata.tables["public.order_lines"]
     assert [c.name for c in lines.primary_key.columns] == ["order_id", "line_no"]
     (fk,) = lines.c.order_id.foreign_keys
