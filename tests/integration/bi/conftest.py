@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import secrets
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.postgres_backend import PostgresBackend
 from pipelines.contract.model import load_contracts
 from pipelines.settings import REPO_ROOT, Settings
@@ -74,6 +76,33 @@ def _no_secret_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REPORTING_PG_PASSWORD", "REPORTING_PG_BI_PASSWORD", "REPORTING_DUCKDB_REPLICA_PATH",
                  "REPORTING_DUCKDB_REPLICA_EVERY_S"):
         monkeypatch.delenv(name, raising=False)
+
+
+DBT_DIR = REPO_ROOT / "dbt_project"
+
+
+def dbt_run(target: str, workdir: Path, select: tuple[str, ...] = ("+fct_orders", "+dim_customers"),
+            **env_vars: str) -> None:
+    """`dbt run --select ...` on `target` with this repo's project (artifacts under `workdir`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_", "DBT_"))}
+    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", **env_vars)
+    cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", *select, "--project-dir", str(DBT_DIR),
+           "--profiles-dir", str(DBT_DIR), "--target", target, "--target-path", str(workdir / "target"),
+           "--log-path", str(workdir / "logs")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
+    assert done.returncode == 0, f"dbt run --target {target} failed:\n{done.stdout[-4000:]}"
+
+
+def load_musiccorp_duckdb(path: Path) -> None:
+    """The MusicCorp dataset in a DuckDB reporting file, with the pipeline's own schema beside it."""
+    contracts = [c for c in load_contracts() if c.status != "retired"]
+    backend = DuckDbBackend(path)
+    try:
+        backend.ensure_schema(contracts)
+        musiccorp_dataset.load(lambda sql, params: backend.conn.execute(sql, params), contracts, "duckdb",
+                               dt.datetime.now(dt.UTC))
+    finally:
+        backend.close()
 
 
 HOLDER = """

@@ -3,9 +3,6 @@ pipeline and by dbt; cannot read `_pipeline`, write, create, or go anywhere else
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,12 +11,10 @@ import pytest
 from psycopg import errors
 
 from pipelines.bi.grants import BI_SCHEMAS
-from pipelines.settings import REPO_ROOT
 from pipelines.stack.postgres import provision_reporting
+from tests.integration.bi.conftest import dbt_run
 
 pytestmark = pytest.mark.integration
-
-DBT_DIR = REPO_ROOT / "dbt_project"
 
 
 def read_write(con: psycopg.Connection) -> psycopg.Connection:
@@ -139,15 +134,9 @@ def test_provisioning_again_is_harmless_and_keeps_every_grant(reporting_server):
 
 
 def test_marts_built_by_real_dbt_are_readable_by_bi_reader(reporting_server, tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_", "DBT_"))}
-    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", REPORTING_PG_HOST="127.0.0.1",
-               REPORTING_PG_PORT=str(reporting_server.cluster.port), REPORTING_PG_USER="reporting_writer",
-               REPORTING_PG_PASSWORD=reporting_server.writer_password, REPORTING_PG_DBNAME="reporting")
-    cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", "+fct_orders", "+dim_customers",
-           "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", "postgres",
-           "--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path / "logs")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, check=False)  # noqa: S603
-    assert done.returncode == 0, done.stdout[-4000:]
+    dbt_run("postgres", tmp_path, REPORTING_PG_HOST="127.0.0.1", REPORTING_PG_PORT=str(reporting_server.cluster.port),
+            REPORTING_PG_USER="reporting_writer", REPORTING_PG_PASSWORD=reporting_server.writer_password,
+            REPORTING_PG_DBNAME="reporting")
     with reporting_server.connect("bi_reader") as bi:
         # tables dbt swapped in, the post-hook view over the latest version, staging views
         assert bi.execute("SELECT count(*) FROM marts.fct_orders_v2").fetchone()[0] == 6

@@ -18,6 +18,7 @@ from pipelines.bi.reader import open_replica
 from pipelines.bi.replica import ReplicaPublisher, publish_from_file, publish_replica
 from pipelines.contract.model import load_contracts
 from pipelines.settings import REPO_ROOT
+from tests.integration.bi.conftest import dbt_run, load_musiccorp_duckdb
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +218,28 @@ def test_publish_time_for_100k_rows(tmp_path):
           f"{timings[0].size_bytes / 1e6:.1f} MB")
     assert timings[0].rows == 100_000
     assert best < 10, "publishing 100k rows should take well under a second; see docs/bi.md"
+
+
+def test_replica_of_a_dbt_built_file_answers_the_mart_queries(tmp_path):
+    """Real dbt output (staging views, swapped mart tables, the latest-version view) survives the copy."""
+    main = tmp_path / "reportingdb.duckdb"
+    load_musiccorp_duckdb(main)
+    dbt_run("duckdb", tmp_path / "dbt", REPORTING_DUCKDB_PATH=str(main))
+    target = tmp_path / "replica" / "reportingdb.duckdb"
+    query = ("SELECT order_status, currency, count(*), sum(total_amount) FROM marts.fct_orders "
+             "GROUP BY ALL ORDER BY ALL")
+    views = "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
+    with duckdb.connect(str(main)) as writer:
+        expected = writer.execute(query).fetchall()
+        expected_views = writer.execute(views).fetchall()
+        info = publish_replica(writer, target)
+    assert ("marts", "fct_orders") in expected_views and ("staging", "stg_orders") in expected_views
+    assert info.views == len(expected_views)
+    reader = open_replica(target)
+    try:
+        assert reader.execute(views).fetchall() == expected_views
+        assert reader.execute(query).fetchall() == expected and len(expected) == 5
+        assert reader.execute("SELECT count(*) FROM staging.stg_customers").fetchone() == (4,)
+        assert reader.execute("SELECT count(*) FROM marts.dim_customers").fetchone() == (4,)
+    finally:
+        reader.close()
