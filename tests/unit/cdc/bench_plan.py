@@ -71,23 +71,27 @@ def main() -> None:
     planner = Planner(load_projection(ORDERS_PROJECTION), orders_contracts())
     batches = [records[i:i + args.batch] for i in range(0, len(records), args.batch)]
 
-    parse_s = plan_s = float("inf")
+    # best of N, wall and CPU time: the machine is shared, and CPU time is what the planner costs
+    parse_s = plan_s = plan_cpu = float("inf")
     rows = dead = 0
-    for _ in range(args.repeat):  # best of N: the machine is shared, the minimum is the signal
+    for _ in range(args.repeat):
         t0 = time.perf_counter()
         for r in records:
             parse(r.topic, r.partition, r.offset, r.key, r.value)
         parse_s = min(parse_s, time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rows = dead = 0
         for b in batches:
             plan = planner.plan_records(b)
             rows += sum(len(t.upserts) + len(t.deletes) for t in plan.tables.values())
             dead += len(plan.dead_letters)
         plan_s = min(plan_s, time.perf_counter() - t0)
-    print(f"{len(records)} records, batch {args.batch}, {args.keys} keys, value ~{len(records[0].value)} bytes")
-    print(f"parse only  : {len(records) / parse_s:>10,.0f} events/s")
-    print(f"plan_records: {len(records) / plan_s:>10,.0f} events/s  ({rows} target rows/deletes, {dead} dead letters)")
+        plan_cpu = min(plan_cpu, time.process_time() - c0)
+    n = len(records)
+    print(f"{n} records, batch {args.batch}, {args.keys} keys, value ~{len(records[0].value)} bytes")
+    print(f"parse only  : {n / parse_s:>10,.0f} events/s (wall)")
+    print(f"plan_records: {n / plan_s:>10,.0f} events/s (wall), {n / plan_cpu:,.0f} events/s (CPU time); "
+          f"{rows} target rows/deletes, {dead} dead letters")
 
 if __name__ == "__main__":
     main()

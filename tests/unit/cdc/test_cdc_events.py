@@ -146,6 +146,17 @@ def test_change_event_is_frozen_and_slotted():
     assert not hasattr(e, "__dict__")
 
 
+@pytest.mark.parametrize("name", ["pg_orders.json", "mariadb_warehouse.json", "captured_pg_orders.json"])
+def test_fast_constructor_builds_the_same_events_as_the_dataclass(name):
+    for r in load_records(FIXTURES / name):
+        e = parse_record(r)
+        again = dataclasses.replace(e)  # through the dataclass __init__
+        assert again == e and repr(again) == repr(e)
+        assert (again.raw_key, again.raw_value) == (e.raw_key, e.raw_value)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            e.offset = 1  # type: ignore[misc]
+
+
 def test_truncate_and_message_ops():
     t = pg_value("t")
     t["after"] = None
