@@ -222,9 +222,13 @@ class ReplicaPublisher:
         self._last_fingerprint: object = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ReplicaPublisher | None:
-        """The publisher for a DuckDB stream, or None (PostgreSQL backend, or REPORTING_DUCKDB_REPLICA_EVERY_S=0)."""
-        every = float(os.environ.get(EVERY_ENV, str(DEFAULT_EVERY_S)))
+    def from_settings(cls, settings: Settings, every_s: float | None = None) -> ReplicaPublisher | None:
+        """The publisher for a DuckDB stream, or None (PostgreSQL backend, or an interval of 0).
+
+        The interval is `every_s` (e.g. `reporting stream --replica-every`), else the environment
+        variable REPORTING_DUCKDB_REPLICA_EVERY_S, else 10 seconds. Read at call time.
+        """
+        every = every_s if every_s is not None else float(os.environ.get(EVERY_ENV, str(DEFAULT_EVERY_S)))
         if settings.backend != "duckdb" or every <= 0:
             return None
         return cls(replica_path(settings), every)

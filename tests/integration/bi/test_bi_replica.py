@@ -3,6 +3,7 @@ while a writer process keeps writing, and how long publishing takes."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.bi.reader import open_replica
 from pipelines.bi.replica import ReplicaPublisher, publish_from_file, publish_replica
 from pipelines.contract.model import load_contracts
-from pipelines.settings import REPO_ROOT
+from pipelines.settings import REPO_ROOT, Settings
 from tests.integration.bi.conftest import dbt_run, load_musiccorp_duckdb
 
 pytestmark = pytest.mark.integration
@@ -243,3 +244,15 @@ def test_replica_of_a_dbt_built_file_answers_the_mart_queries(tmp_path):
         assert reader.execute("SELECT count(*) FROM marts.dim_customers").fetchone() == (4,)
     finally:
         reader.close()
+
+
+def test_publisher_from_settings(tmp_path, monkeypatch):
+    duck = dataclasses.replace(Settings.load(), backend="duckdb", duckdb_path=tmp_path / "reportingdb.duckdb")
+    publisher = ReplicaPublisher.from_settings(duck)
+    assert publisher.every_s == 10 and publisher.target_path == tmp_path / "replica" / "reportingdb.duckdb"
+    assert ReplicaPublisher.from_settings(duck, every_s=2.5).every_s == 2.5
+    monkeypatch.setenv("REPORTING_DUCKDB_REPLICA_EVERY_S", "0")
+    assert ReplicaPublisher.from_settings(duck) is None
+    monkeypatch.setenv("REPORTING_DUCKDB_REPLICA_PATH", str(tmp_path / "bi" / "reportingdb.duckdb"))
+    assert ReplicaPublisher.from_settings(duck, every_s=1).target_path == tmp_path / "bi" / "reportingdb.duckdb"
+    assert ReplicaPublisher.from_settings(dataclasses.replace(duck, backend="postgres"), every_s=1) is None
