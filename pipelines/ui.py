@@ -1,0 +1,235 @@
+"""`reporting ui` / `make ui`: the Dagster webserver and daemon on loopback, with a persistent instance.
+
+DAGSTER_HOME is `<state>/dagster` (kept across restarts: run history, schedules, sensor cursors).
+Its dagster.yaml is written on every start, so the settings below always hold:
+- runs go through the QueuedRunCoordinator (the daemon launches them, at most 4 at once);
+- pool `reporting_db_writer` has limit 1 (op granularity): every step that opens the reporting
+  database claims the pool's single slot, so only one run at a time touches a DuckDB file; a run
+  whose first steps all need the pool waits in the queue, and the pool_wait_sensor writes why into it.
+Processes: webserver and daemon in their own sessions, pid files in `<state>/dagster/`, logs in
+`<state>/logs/dagster-{webserver,daemon}.log`;
+`stop_ui` stops both and whatever they started (code servers, run workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.settings import REPO_ROOT, Settings
+from pipelines.stack import proc
+from pipelines.stack.errors import StackError
+
+POOL = "reporting_db_writer"
+POOL_LIMIT = 1
+MAX_CONCURRENT_RUNS = 4
+
+
+@dataclass(frozen=True)
+class UiProcesses:
+    url: str
+    home: Path
+    webserver_pid: int
+    daemon_pid: int
+
+
+def dagster_home(settings: Settings) -> Path:
+    return settings.state_dir / "dagster"
+
+
+def instance_yaml(home: Path) -> str:
+    """dagster.yaml of the UI's instance (storage under `home`, queued runs, the reporting DB pool)."""
+    return f"""# Written by `reporting ui` (pipelines/ui.py) on every start: edit that file, not this one.
+storage:
+  sqlite:
+    base_dir: {home / "storage"}
+local_artifact_storage:
+  module: dagster.core.storage.root
+  class: LocalArtifactStorage
+  config:
+    base_dir: {home}
+compute_logs:
+  module: dagster.core.storage.local_compute_log_manager
+  class: LocalComputeLogManager
+  config:
+    base_dir: {home / "compute_logs"}
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+concurrency:
+  runs:
+    max_concurrent_runs: {MAX_CONCURRENT_RUNS}
+  pools:
+    # One slot per pool unless set otherwise; {POOL} is also set to {POOL_LIMIT} explicitly at start.
+    # DuckDB lets one process write a file (and then nobody else may read it): runs take turns.
+    granularity: op
+    default_limit: {POOL_LIMIT}
+    op_granularity_run_buffer: 0
+telemetry:
+  enabled: false
+"""
+
+
+def workspace_yaml() -> str:
+    return f"""# Written by `reporting ui`: the repository's workspace.yaml, with an absolute working directory.
+load_from:
+  - python_module:
+      module_name: pipelines.definitions
+      attribute: defs
+      working_directory: {REPO_ROOT}
+"""
+
+
+def ui_env(settings: Settings, home: Path) -> dict[str, str]:
+    """The environment of the UI processes: the caller's, pinned to `settings` (state, ports, backend)."""
+    env = dict(os.environ)
+    env.update({
+        "DAGSTER_HOME": str(home),
+        "REPORTING_STATE_DIR": str(settings.state_dir),
+        "REPORTING_HOST": settings.host,
+        "REPORTING_BACKEND": settings.backend,
+        "REPORTING_DUCKDB_PATH": str(settings.duckdb_path),
+        "REPORTING_JVM_DIR": str(settings.jvm_dir),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+    })
+    for name in settings.ports:
+        env[f"REPORTING_PORT_{name.upper()}"] = str(settings.ports[name])
+    return env
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _set_pool_limit(home: Path) -> None:
+    from dagster import DagsterInstance
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.set_concurrency_slots(POOL, POOL_LIMIT)
+
+
+def _graphql(url: str, query: str, timeout: float = 10) -> dict:
+    import requests
+
+    r = requests.post(f"{url}/graphql", json={"query": query}, timeout=timeout)
+    r.raise_for_status()
+    body = r.json()
+    if body.get("errors"):
+        raise RuntimeError(str(body["errors"])[:300])
+    return body["data"]
+
+
+def location_loaded(url: str) -> bool:
+    """True once the webserver has loaded the code location (raises with its error if loading failed)."""
+    data = _graphql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
+                         "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
+    entries = data["workspaceOrError"].get("locationEntries") or []
+    for e in entries:
+        err = e.get("locationOrLoadError") or {}
+        if err.get("__typename") == "PythonError":
+            raise StackError(f"code location {e['name']} failed to load: {err['message'].strip().splitlines()[-1]}",
+                             err["message"])
+    return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+
+
+def start_ui(settings: Settings | None = None, port: int | None = None, wait: bool = True,
+             say: Callable[[str], None] = print, timeout: float = 240) -> UiProcesses:
+    """Start dagster-webserver and dagster-daemon on 127.0.0.1 with DAGSTER_HOME=<state>/dagster; print the URL.
+
+    `wait`: return only when the webserver answers and the code location is loaded. Raises StackError
+    (one line, log tail as detail) when a port is taken or a process dies during start-up.
+    """
+    settings = settings or Settings.load()
+    port = port or settings.ports["dagster"]
+    host = settings.host
+    home = dagster_home(settings)
+    logs = settings.log_dir  # not <home>/logs: Dagster rotates that folder for its own use
+    logs.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    web_pid_file, daemon_pid_file = home / "webserver.pid", home / "daemon.pid"
+    for pid_file, what in ((web_pid_file, "dagster-webserver"), (daemon_pid_file, "dagster-daemon")):
+        pid = proc.read_pid(pid_file)
+        if pid is not None and proc.pid_alive(pid):
+            raise StackError(f"{what} is already running (pid {pid}; stop it with stop_ui / `reporting ui --stop`)")
+    proc.ensure_port_free("dagster-webserver", host, port)
+    (home / "dagster.yaml").write_text(instance_yaml(home))
+    workspace = home / "workspace.yaml"
+    workspace.write_text(workspace_yaml())
+    _set_pool_limit(home)
+    env = ui_env(settings, home)
+    web_log, daemon_log = logs / "dagster-webserver.log", logs / "dagster-daemon.log"
+    web_pid = proc.spawn([_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", str(workspace)],
+                         web_log, web_pid_file, env=env, cwd=REPO_ROOT)
+    daemon_pid = proc.spawn([_bin("dagster-daemon"), "run", "-w", str(workspace)], daemon_log, daemon_pid_file,
+                            env=env, cwd=REPO_ROOT)
+    url = f"http://{host}:{port}"
+    if wait:
+        try:
+            proc.wait_until("dagster-webserver", lambda: location_loaded(url), timeout, log=web_log,
+                            alive=lambda: proc.pid_alive(web_pid), interval=1.0)
+            if not proc.pid_alive(daemon_pid):
+                raise StackError(f"dagster-daemon exited during start-up (log: {daemon_log})", proc.tail(daemon_log))
+        except BaseException:
+            stop_ui(settings, say=lambda _m: None)
+            raise
+    say(f"Dagster UI: {url}  (DAGSTER_HOME {home}; logs in {logs})")
+    return UiProcesses(url, home, web_pid, daemon_pid)
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).children(recursive=True)
+    return []
+
+
+def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print, timeout: float = 30) -> bool:
+    """Stop the daemon, then the webserver (by pid file), and every process they started. True if any ran."""
+    import psutil
+
+    settings = settings or Settings.load()
+    home = dagster_home(settings)
+    stopped = False
+    for name in ("daemon", "webserver"):
+        pid_file = home / f"{name}.pid"
+        pid = proc.read_pid(pid_file)
+        children = _descendants(pid) if pid is not None else []
+        if proc.stop_pid(pid_file, f"dagster-{name}", timeout=timeout):
+            stopped = True
+            say(f"dagster-{name} stopped")
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        _, alive = psutil.wait_procs(children, timeout=10)
+        for child in alive:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=5)
+    return stopped
+
+
+def ui_processes_left(settings: Settings) -> list[str]:
+    """Command lines of processes still running from this UI's DAGSTER_HOME (tests: none after stop_ui)."""
+    import psutil
+
+    marker = str(dagster_home(settings))
+    left = []
+    for p in psutil.process_iter(["pid", "cmdline", "environ"]):
+        with contextlib.suppress(psutil.Error):
+            cmd = " ".join(p.info.get("cmdline") or [])
+            env = p.info.get("environ") or {}
+            if p.pid != os.getpid() and (marker in cmd or env.get("DAGSTER_HOME") == marker):
+                left.append(f"{p.pid} {cmd[:160]}")
+    return left
+
+
+if __name__ == "__main__":  # pragma: no cover - manual use: python -m pipelines.ui [stop]
+    if sys.argv[1:] == ["stop"]:
+        stop_ui()
+    else:
+        start_ui()
