@@ -33,6 +33,7 @@ class ResnapshotConfig(dg.Config):
 def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, reporting: ReportingResource) -> None:
     from pipelines.defs.connectors import connector_spec_file
     from pipelines.defs.snapshot import (
+        SnapshotSignalError,
         config_problems,
         ensure_signal_topic,
         live_connector_config,
@@ -47,9 +48,12 @@ def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, r
     if config.snapshot_type not in SNAPSHOT_TYPES:
         raise dg.Failure(f"snapshot_type {config.snapshot_type!r}: expected one of {', '.join(SNAPSHOT_TYPES)}")
     settings = reporting.settings()
-    target = resolve_target(config.table, load_projections(REPO_ROOT / "connectors"))
-    name = connector_spec_file(target.service)["name"]
-    live = live_connector_config(settings.connect_url, name)
+    try:
+        target = resolve_target(config.table, load_projections(REPO_ROOT / "connectors"))
+        name = connector_spec_file(target.service)["name"]
+        live = live_connector_config(settings.connect_url, name)
+    except SnapshotSignalError as exc:
+        raise dg.Failure(description=str(exc)) from exc
     problems = config_problems(live, config.snapshot_type)
     if problems:
         raise dg.Failure(

@@ -66,7 +66,8 @@ def topic_offsets(bootstrap: str, topics: list[str]) -> tuple[dict, dict]:
     """(end offsets, beginning offsets) per (topic, partition) of the existing topics."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10000)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10000,
+                             bootstrap_timeout_ms=5000)
     try:
         existing = consumer.topics()
         tps = [TopicPartition(t, p) for t in topics if t in existing for p in consumer.partitions_for_topic(t) or ()]

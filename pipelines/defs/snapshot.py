@@ -107,7 +107,10 @@ def send_signal(bootstrap: str, topic: str, key: str, value: dict) -> int:
 def live_connector_config(connect_url: str, name: str) -> dict:
     import requests
 
-    r = requests.get(f"{connect_url.rstrip('/')}/connectors/{name}/config", timeout=15)
+    try:
+        r = requests.get(f"{connect_url.rstrip('/')}/connectors/{name}/config", timeout=15)
+    except requests.RequestException as exc:
+        raise SnapshotSignalError(f"Kafka Connect at {connect_url} is not reachable: {exc.__class__.__name__}") from exc
     if r.status_code == 404:
         raise SnapshotSignalError(f"connector {name} is not registered on Kafka Connect (materialize its asset)")
     r.raise_for_status()
