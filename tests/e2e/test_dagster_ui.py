@@ -1,0 +1,176 @@
+"""The Dagster UI in a real browser on the real stack: asset graph, a dbt materialization launched by a
+click, success polled through the GraphQL API, a screenshot of the asset graph.
+
+Headless Chromium from Debian (`/usr/bin/chromium`) driven by Playwright; Playwright's own browser
+download is not used. The UI runs from the e2e state folder and is stopped at the end (no process left).
+REPORTING_UPDATE_DOCS_IMAGE=1 also copies the screenshot to docs/img/asset-graph.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelines.settings import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+DOCS_IMAGE = REPO_ROOT / "docs" / "img" / "asset-graph.png"
+DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def gql(url: str, query: str, variables: dict | None = None) -> dict:
+    r = requests.post(f"{url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30)
+    r.raise_for_status()
+    body = r.json()
+    assert not body.get("errors"), body["errors"]
+    return body["data"]
+
+
+def location_name(url: str) -> str:
+    data = gql(url, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")
+    return data["workspaceOrError"]["locationEntries"][0]["name"]
+
+
+def launch_job(url: str, job: str) -> str:
+    data = gql(url, """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) {
+        __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }""",
+               {"p": {"selector": {"repositoryLocationName": location_name(url), "repositoryName": "__repository__",
+                                   "jobName": job}, "runConfigData": {}}})
+    res = data["launchRun"]
+    assert res["__typename"] == "LaunchRunSuccess", res
+    return res["run"]["runId"]
+
+
+def runs(url: str) -> list[dict]:
+    data = gql(url, "{ runsOrError(limit: 20) { ... on Runs { results { runId jobName status creationTime "
+                    "assetSelection { path } tags { key value } } } } }")
+    return data["runsOrError"]["results"]
+
+
+def wait_run(url: str, run_id: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    status = "?"
+    while time.monotonic() < deadline:
+        status = next((r["status"] for r in runs(url) if r["runId"] == run_id), "?")
+        if status in DONE:
+            return status
+        time.sleep(2)
+    raise AssertionError(f"run {run_id} not finished within {timeout:.0f}s (status {status})")
+
+
+def failure_messages(url: str, run_id: str) -> str:
+    data = gql(url, """query($id: ID!) { logsForRun(runId: $id, limit: 500) { ... on EventConnection {
+        events { __typename ... on MessageEvent { message } } } } }""", {"id": run_id})
+    events = (data["logsForRun"] or {}).get("events") or []
+    return "\n".join(e.get("message") or "" for e in events if "Failure" in e["__typename"])[-3000:]
+
+
+def graph_url(url: str, selection: str) -> str:
+    return f"{url}/asset-groups~{urllib.parse.quote(selection)}/"
+
+
+def graph_menu(page, item: str) -> None:
+    page.locator('[aria-label="settings"]').last.click()
+    page.get_by_role("menuitem", name=item).first.click()
+    page.keyboard.press("Escape")
+
+
+@pytest.fixture
+def ui(stack):
+    from pipelines.ui import start_ui, stop_ui, ui_processes_left
+
+    settings = stack.settings
+    stop_ui(settings, say=lambda _m: None)
+    shutil.rmtree(settings.state_dir / "dagster", ignore_errors=True)
+    try:
+        handle = start_ui(settings)
+        yield handle
+    finally:
+        stop_ui(settings)
+        assert not ui_processes_left(settings), ui_processes_left(settings)
+
+
+def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
+    from playwright.sync_api import sync_playwright
+
+    url = ui.url
+    assert gql(url, "mutation { setNuxSeen }")["setNuxSeen"] is True  # the community pop-up stays closed
+
+    # Contract tables first (a run through the queue and the reporting_db_writer pool), so dbt has sources.
+    ingest = launch_job(url, "ingest_job")
+    assert wait_run(url, ingest, 300) == "SUCCESS", failure_messages(url, ingest)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    started = time.time()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1800, "height": 1050})
+            page.set_default_timeout(60_000)
+            # The asset graph: the orders service (connector + contract tables) and every dbt model.
+            page.goto(graph_url(url, 'group:"orders_service" or group:"dbt_staging" or group:"dbt_marts"'),
+                      wait_until="networkidle")
+            page.get_by_text("Hide navigation").click()
+            graph_menu(page, "Change graph to vertical orientation")
+            graph_menu(page, "Expand all groups")
+            page.reload(wait_until="networkidle")
+            for name in ("orders_v1", "orders_v2", "order_lines_v1", "stg_orders", "fct_orders_v1", "fct_orders_v2",
+                         "fct_daily_revenue"):
+                page.locator("foreignObject").get_by_text(name, exact=True).first.wait_for()
+
+            # Materialize the dbt assets from the UI: select them, click, confirm if asked.
+            page.goto(graph_url(url, 'group:"dbt_staging" or group:"dbt_marts"'), wait_until="networkidle")
+            page.get_by_role("button", name="Materialize all").click()
+            confirm = page.get_by_role("button", name="Confirm")
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if confirm.count():
+                    confirm.click()
+                    break
+                if any(r["creationTime"] >= started for r in runs(url)):
+                    break
+                page.wait_for_timeout(500)
+            deadline = time.monotonic() + 60
+            launched = []
+            while not launched and time.monotonic() < deadline:
+                launched = [r for r in runs(url) if r["creationTime"] >= started
+                            and {"key": "dagster/from_ui", "value": "true"} in r["tags"]]
+                page.wait_for_timeout(1000)
+            assert launched, "clicking 'Materialize all' launched no run"
+            run = launched[0]
+            paths = {"/".join(a["path"]) for a in run["assetSelection"] or []}
+            assert "dbt/fct_orders_v2" in paths and "dbt/stg_orders" in paths
+            status = wait_run(url, run["runId"], 600)
+            assert status == "SUCCESS", failure_messages(url, run["runId"])
+
+            # The screenshot: the graph after the run, statuses included.
+            page.goto(graph_url(url, 'group:"orders_service" or group:"dbt_staging" or group:"dbt_marts"'),
+                      wait_until="networkidle")
+            page.locator("foreignObject").get_by_text("fct_orders_v2", exact=True).first.wait_for()
+            page.wait_for_timeout(2000)
+            shot = ARTIFACTS / "dagster-asset-graph.png"
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 20_000
+    if os.environ.get("REPORTING_UPDATE_DOCS_IMAGE") == "1":  # refresh the README/docs picture on purpose only
+        DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, DOCS_IMAGE)
+
+
+def test_ui_is_gone_after_stop(stack):
+    from pipelines.ui import ui_processes_left
+
+    assert not ui_processes_left(stack.settings)
+    assert not Path(stack.settings.state_dir / "dagster" / "webserver.pid").exists()
