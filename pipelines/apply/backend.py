@@ -161,12 +161,15 @@ class Backend(ABC):
                     (tb.contract.physical_name, newest, len(tb)))
                 rows += len(tb)
             for dl in batch.dead_letters:
+                # redelivery (offsets reset, crash before commit) must not duplicate a dead letter
                 self.execute(
                     "INSERT INTO _pipeline.dead_letters (topic, kafka_partition, kafka_offset, stage, reason, "
                     "source_table, target_table, record_key, record_value, first_seen_at) "
-                    f"VALUES ({self._p(9)}, now())",
+                    f"SELECT {self._p(9)}, now() WHERE NOT EXISTS (SELECT 1 FROM _pipeline.dead_letters d "
+                    f"WHERE d.topic = {self._p(1)} AND d.kafka_partition = {self._p(1)} AND d.kafka_offset = {self._p(1)}"
+                    f" AND coalesce(d.target_table, '') = coalesce({self._p(1)}, ''))",
                     (dl.topic, dl.partition, dl.offset, dl.stage, dl.reason[:2000], dl.source_table,
-                     dl.target_table, dl.key, dl.value))
+                     dl.target_table, dl.key, dl.value, dl.topic, dl.partition, dl.offset, dl.target_table))
             for dl_id in batch.replayed_dead_letter_ids:
                 self.execute(f"UPDATE _pipeline.dead_letters SET replayed_at = now() WHERE id = {self._p(1)}", (dl_id,))
             for dl_id, reason in batch.failed_again:

@@ -75,17 +75,22 @@ def replay(backend: Backend, parts: PipelineParts, group: str, table: str | None
         if not pending:
             break
         last_id = pending[-1][0]
-        by_pos = {(t, p, o): i for i, t, p, o, _k, _v in pending}
-        records = [Record(t, p, o, bytes(k) if k is not None else None, bytes(v) if v is not None else None)
-                   for _i, t, p, o, k, v in pending]
+        # one record can have several dead letters (one per target table it feeds)
+        by_pos: dict[tuple[str, int, int], list[int]] = {}
+        records = []
+        for i, t, p, o, k, v in pending:
+            if (t, p, o) not in by_pos:
+                records.append(Record(t, p, o, bytes(k) if k is not None else None,
+                                      bytes(v) if v is not None else None))
+            by_pos.setdefault((t, p, o), []).append(i)
         plan = parts.planner.plan_records(records)
-        failed = {}
+        failed: dict[int, str] = {}
         for d in plan.dead_letters:
-            dl_id = by_pos.get((d.topic, d.partition, d.offset))
-            if dl_id is not None:
+            for dl_id in by_pos.get((d.topic, d.partition, d.offset), []):
                 failed[dl_id] = f"{d.stage}: {d.reason}"
         base = apply_batch(plan, parts.contracts, parts.source_tables)
-        batch = ApplyBatch(base.tables, [], {}, replayed_dead_letter_ids=[i for i in by_pos.values() if i not in failed],
+        all_ids = [i for ids in by_pos.values() for i in ids]
+        batch = ApplyBatch(base.tables, [], {}, replayed_dead_letter_ids=[i for i in all_ids if i not in failed],
                            failed_again=sorted(failed.items()))
         result = backend.apply(group, batch)
         attempted += len(pending)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.convert import apply_batch
@@ -57,9 +58,10 @@ class PipelineParts:
         return apply_batch(self.planner.plan_records(records), self.contracts, self.source_tables)
 
 
-def load_parts() -> PipelineParts:
+def load_parts(connectors_root: Path | None = None) -> PipelineParts:
+    """Contracts + projections (from `connectors_root`, default the repo's connectors/) + planner."""
     contracts = {c.physical_name: c for c in load_contracts() if c.status != "retired"}
-    projections = load_projections(REPO_ROOT / "connectors")
+    projections = load_projections(connectors_root or REPO_ROOT / "connectors")
     planner = Planner(projections, contracts)
     source_tables = {topic: t.source_table for topic, t in projections.items()}
     prefixes = {topic.split(".", 1)[0] for topic in projections}

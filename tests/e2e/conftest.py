@@ -1,7 +1,8 @@
 """The whole local stack for end-to-end tests, in its own state folder and port range.
 
-Uses REPORTING_STATE_DIR=<repo>/.state/e2e and REPORTING_PORT_OFFSET=100, so a developer's demo
-stack (default ports, .state/) keeps running untouched; the resolved jars are shared.
+Uses REPORTING_STATE_DIR=<repo>/.state/e2e and REPORTING_PORT_OFFSET=100 (or the offset in
+REPORTING_E2E_PORT_OFFSET), so a developer's demo stack (default ports, .state/) keeps running
+untouched; the resolved jars are shared.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import pytest
 
 from pipelines.settings import REPO_ROOT, Settings
 
+# REPORTING_E2E_PORT_OFFSET lets several e2e runs share one machine (each gets its own folder too).
+_OFFSET = os.environ.get("REPORTING_E2E_PORT_OFFSET", "100")
 E2E_ENV = {
-    "REPORTING_STATE_DIR": str(REPO_ROOT / ".state" / "e2e"),
-    "REPORTING_PORT_OFFSET": "100",
+    "REPORTING_STATE_DIR": str(REPO_ROOT / ".state" / ("e2e" if _OFFSET == "100" else f"e2e-{_OFFSET}")),
+    "REPORTING_PORT_OFFSET": _OFFSET,
     "REPORTING_JVM_DIR": str(REPO_ROOT / ".state" / "jvm"),
     "REPORTING_BACKEND": "duckdb",
 }

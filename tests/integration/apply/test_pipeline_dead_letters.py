@@ -66,3 +66,12 @@ def test_replay_applies_once_the_cause_is_fixed(backend):
     assert (res.replayed, res.still_failing) == (1, 0)
     assert backend.query("SELECT count(*) FROM reporting.orders_v1")[0][0] == 1
     assert list_dead_letters(backend) == []
+
+
+def test_redelivered_poison_event_is_not_duplicated(backend):
+    parts = load_parts()
+    backend.ensure_schema(list(parts.contracts.values()))
+    poison = Record("orders.public.orders", 0, 7, b'{"id": 1}', b"not json")
+    backend.apply("g", parts.plan([poison]))
+    backend.apply("g", parts.plan([poison]))
+    assert backend.query("SELECT count(*) FROM _pipeline.dead_letters")[0][0] == 1
