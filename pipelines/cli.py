@@ -194,11 +194,25 @@ def connectors_status() -> None:
 # --------------------------------------------------------------------------- pipeline
 @app.command("stream")
 @friendly
-def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers.")) -> None:
+def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
+           replica_every: float = typer.Option(None, help="DuckDB: publish the BI read replica every N seconds "
+                                               "(default 10, 0 = off); see docs/bi.md.")) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     from pipelines.apply.runner import run_pipeline
 
-    run_pipeline(until_caught_up=False, group=group, say=_say)
+    run_pipeline(until_caught_up=False, group=group, say=_say, replica_every=replica_every)
+
+
+@app.command("sql")
+@friendly
+def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="BI role / writer role."),
+        command: str = typer.Option(None, "-c", "--command", help="Run one statement and print the result.")) -> None:
+    """SQL prompt on the reporting DB (PostgreSQL: psql as bi_reader; DuckDB: main file or its read replica)."""
+    from pipelines.bi.sql_shell import open_sql
+
+    code = open_sql(Settings.load(), read_only=read_only, command=command)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command("ingest")

@@ -87,8 +87,13 @@ def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
 
 def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
                  say: Callable[[str], None] = print, install_signals: bool = True,
-                 max_records: int = 20000) -> RunStats:
-    """Run the pipeline worker with the configured backend; returns the run's statistics."""
+                 max_records: int = 20000, replica_every: float | None = None) -> RunStats:
+    """Run the pipeline worker with the configured backend; returns the run's statistics.
+
+    DuckDB: while the worker holds the file no other process can open it, so a read replica for BI
+    is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
+    0 = off) and once more when the worker stops.
+    """
     from pipelines.kafka.consumer import ChangeConsumer
 
     settings = settings or Settings.load()
@@ -98,10 +103,22 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
         backend.ensure_schema(list(parts.contracts.values()))
         consumer = ChangeConsumer(settings.kafka_bootstrap, group, parts.prefixes,
                                   lambda: backend.stored_offsets(group), max_records=max_records)
+        publisher = None
+        if settings.backend == "duckdb":
+            from pipelines.bi.replica import ReplicaPublisher
+
+            publisher = ReplicaPublisher.from_settings(settings, every_s=replica_every)
+
+        def after_batch(applied: bool) -> None:
+            if publisher is not None and applied:
+                publisher.maybe_publish(backend.conn)
+
         try:
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
-                            say=say)
+                            say=say, after_batch=after_batch)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
+            if publisher is not None:
+                publisher.close(backend.conn)
         finally:
             consumer.close()
     finally:

@@ -51,7 +51,8 @@ class RunStats:
 class Worker:
     def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
-                 max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0) -> None:
+                 max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0,
+                 after_batch: Callable[[bool], None] | None = None) -> None:
         self.backend = backend
         self.consumer = consumer
         self.planner = planner
@@ -60,6 +61,7 @@ class Worker:
         self.max_retries = max_retries
         self.say = say
         self.status_every = status_every
+        self.after_batch = after_batch  # called with applied=True/False after every poll (e.g. replica publishing)
         self._stop = False
 
     def stop(self, *_: object) -> None:
@@ -122,12 +124,16 @@ class Worker:
                 stats.rows += result.rows
                 stats.dead_letters += result.dead_letters
                 stats.toast_missing += result.unappliable_toast
+                if self.after_batch:
+                    self.after_batch(True)
             elif until_caught_up:
                 if self.caught_up():
                     break
                 if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
                     self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
                     break
+            elif self.after_batch:
+                self.after_batch(False)
             if time.monotonic() - last_status >= self.status_every:
                 lag = sum(self.consumer.lag().values())
                 self.say(stats.line(lag))

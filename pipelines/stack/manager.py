@@ -101,10 +101,10 @@ def leftover_processes(settings: Settings) -> list[str]:
     """Command lines of processes still running out of this state folder (for tests and `down`)."""
     import psutil
 
-    marker = str(settings.state_dir)
+    marker = str(settings.state_dir) + proc.os.sep
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
-        if marker in cmd and p.pid != proc.os.getpid():
+        if marker in cmd + proc.os.sep and p.pid != proc.os.getpid():
             found.append(f"{p.pid} {cmd[:160]}")
     return found
