@@ -29,7 +29,14 @@ app.add_typer(connectors_app, name="connectors")
 def _mount_contract_app() -> None:
     from pipelines.contract.cli import app as contract_app
 
-    app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs.")
+    @contract_app.command("status")
+    def contract_status() -> None:
+        """Live versions: status, deprecation date, rows, newest source time, freshness vs objective."""
+        from pipelines.contract.status import status_command
+
+        raise typer.Exit(status_command())
+
+    app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs, status.")
 
 
 _mount_contract_app()
@@ -310,6 +317,17 @@ def status(group: str = typer.Option("reporting-pipeline")) -> None:
                    "?" if pl.end_offset is None else f"{pl.end_offset:,}", "?" if pl.lag is None else f"{pl.lag:,}")
     console.print(lt)
     _say(f"events/s over the last minute: {rate:,.1f}")
+
+
+@app.command("reconcile")
+@friendly
+def reconcile(table: list[str] = typer.Option(None, "--table", "-t",
+                                              help="Contract table (orders = every live major, or orders_v2)."),
+              show: int = typer.Option(10, help="Differences shown per kind (counts are always complete).")) -> None:
+    """Compare every contract table with its source (same projection); exit 1 on any difference."""
+    from pipelines.reconcile.render import reconcile_command
+
+    raise typer.Exit(reconcile_command(table or None, show))
 
 
 bench_app = typer.Typer(help="Benchmarks (never part of the test run): results go to bench/results/.",
