@@ -28,7 +28,7 @@ per event only the envelope is parsed and the key read until the batch is reduce
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,39 +253,48 @@ class Planner:
         return tuple(self._routes)
 
     def plan_records(self, records: Iterable[Any]) -> BatchPlan:
-        """Decode and plan raw Kafka records (.topic/.partition/.offset/.key/.value, bytes or None)."""
-        events: list[ChangeEvent] = []
+        """Decode and plan raw Kafka records (.topic/.partition/.offset/.key/.value, bytes or None).
+
+        Records are decoded one at a time while the batch is reduced, so superseded events are
+        freed at once (less memory and garbage-collector work than decoding the batch first).
+        """
         dead: list[DeadLetter] = []
         offsets: dict[tuple[str, int], int] = {}
-        append = events.append
+        failed = [0]
+        plan = self._plan(self._decode(records, dead, offsets, failed), dead, offsets)
+        plan.records += failed[0]
+        return plan
+
+    @staticmethod
+    def _decode(records: Iterable[Any], dead: list[DeadLetter], offsets: dict[tuple[str, int], int],
+                failed: list[int]) -> Iterator[ChangeEvent]:
         for r in records:
             topic, partition, offset = r.topic, r.partition, r.offset
             try:
-                append(parse(topic, partition, offset, r.key, r.value))
+                yield parse(topic, partition, offset, r.key, r.value)
+                continue
             except DecodeError as exc:
                 dead.append(DeadLetter(topic, partition, offset, r.key, r.value, "decode", exc.reason))
             except Exception as exc:  # noqa: BLE001 - one bad record never fails the batch
                 dead.append(DeadLetter(topic, partition, offset, r.key, r.value, "decode",
                                        f"internal error while decoding: {type(exc).__name__}: {exc}"))
-            else:
-                continue
+            failed[0] += 1
             tp = (topic, partition)
             if offset > offsets.get(tp, -1):
                 offsets[tp] = offset
-        plan = self.plan(events, _dead=dead, _offsets=offsets)
-        plan.records += len(dead)
-        return plan
 
-    def plan(self, events: Sequence[ChangeEvent], *, _dead: list[DeadLetter] | None = None,
-             _offsets: dict[tuple[str, int], int] | None = None) -> BatchPlan:
+    def plan(self, events: Iterable[ChangeEvent]) -> BatchPlan:
         """Plan a batch of decoded events (see the module docstring)."""
-        dead = _dead if _dead is not None else []
-        offsets = _offsets if _offsets is not None else {}
+        return self._plan(events, [], {})
+
+    def _plan(self, events: Iterable[ChangeEvent], dead: list[DeadLetter],
+              offsets: dict[tuple[str, int], int]) -> BatchPlan:
         routes = self._routes
         # per route: raw key → (event, effective after row)
         states: dict[str, dict[Any, tuple[ChangeEvent, dict[str, Any] | None]]] = {}
-        changes = superseded = skipped = 0
+        changes = superseded = skipped = seen = 0
         for ev in events:
+            seen += 1
             tp = (ev.topic, ev.partition)
             if ev.offset > offsets.get(tp, -1):
                 offsets[tp] = ev.offset
@@ -342,7 +351,7 @@ class Planner:
         for topic, table_states in states.items():
             self._emit(routes[topic], table_states, tables, dead)
         plan = BatchPlan(tables, dead, offsets)
-        plan.records = len(events)
+        plan.records = seen
         plan.changes = changes
         plan.superseded = superseded
         plan.skipped = skipped
