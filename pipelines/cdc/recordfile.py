@@ -1,9 +1,10 @@
 """Kafka records as a readable JSON file: fixtures, captured events, benchmark inputs. Pure I/O helpers.
 
 A record file is a JSON list of objects `{"topic", "partition", "offset", "key", "value"}` where `key`
-and `value` are the record's JSON (an object, or null for a tombstone / no key), exactly as Debezium's
-JSON converter wrote it. `load_records` turns each into a `Record` with key/value re-encoded to bytes
-(semantically identical to the original bytes), ready for `parse_record` or the planner.
+and `value` are either the record's JSON itself (an object; readable, what `dump_records` writes) or
+the record's bytes as UTF-8 text (a string holding JSON, byte-exact as captured); null is a
+tombstone / no key. `load_records` turns each into a `Record` with key/value as bytes, ready for
+`parse_record` or the planner.
 Optional extra fields (e.g. "title") are ignored, so captured files can be annotated.
 """
 
@@ -20,7 +21,11 @@ __all__ = ["dump_records", "load_records"]
 
 
 def _encode(value: object) -> bytes | None:
-    return None if value is None else orjson.dumps(value)
+    if value is None:
+        return None
+    if isinstance(value, str):  # the captured bytes as text
+        return value.encode("utf-8")
+    return orjson.dumps(value)
 
 
 def load_records(path: str | Path) -> list[Record]:

@@ -234,3 +234,20 @@ def test_record_file_errors(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(ValueError, match="bad.json"):
         load_records(path)
+
+
+def test_record_file_accepts_values_as_json_text(tmp_path):
+    path = tmp_path / "text.json"
+    value = '{"before":null,"after":{"id":1},"source":{"connector":"postgresql","lsn":5,"schema":"public",' \
+            '"table":"orders"},"op":"c"}'
+    path.write_bytes(orjson.dumps([{"topic": "orders.public.orders", "partition": 0, "offset": 0,
+                                    "key": '{"id":1}', "value": value}]))
+    (r,) = load_records(path)
+    assert r.value == value.encode() and r.key == b'{"id":1}'
+    assert parse_record(r).is_create
+
+
+@pytest.mark.parametrize("path", sorted((FIXTURES).rglob("*.json")), ids=lambda p: p.name)
+def test_every_fixture_file_decodes(path):
+    for r in load_records(path):
+        parse_record(r)
