@@ -32,6 +32,9 @@ class Service:
     """Default database name (the lead's stack creates it; MariaDB topics are warehouse.<database>.<table>)."""
     secret_columns: tuple[str, ...]
     """'table.column' of internal/secret columns that never leave the service database."""
+    captured_tables: tuple[str, ...]
+    """The private tables a contract is projected from (connectors/<service>/projection.yaml): the only
+    ones the connector captures and the publication publishes. Others never reach Kafka."""
     post_create_ddl: tuple[str, ...] = ()
 
     @property
@@ -44,8 +47,8 @@ class Service:
         return [t.name for t in self.metadata.sorted_tables]
 
     def table_include_list(self) -> list[str]:
-        """Fully-qualified tables the connector captures (all of the service's tables)."""
-        return [f"{self.namespace}.{t}" for t in self.tables]
+        """Fully-qualified tables the connector captures: the projected ones, in `tables` order."""
+        return [f"{self.namespace}.{t}" for t in self.tables if t in self.captured_tables]
 
     def column_exclude_list(self) -> list[str]:
         """Fully-qualified columns the connector drops before anything reaches Kafka."""
@@ -106,11 +109,14 @@ class Service:
 
 
 SERVICES: dict[str, Service] = {
-    "customers": Service("customers", "postgresql", customers.metadata, "customers", customers.SECRET_COLUMNS),
+    "customers": Service("customers", "postgresql", customers.metadata, "customers", customers.SECRET_COLUMNS,
+                         ("customers",)),
     "orders": Service("orders", "postgresql", orders.metadata, "orders", orders.SECRET_COLUMNS,
-                      orders.POST_CREATE_DDL),
-    "payments": Service("payments", "postgresql", payments.metadata, "payments", payments.SECRET_COLUMNS),
-    "warehouse": Service("warehouse", "mariadb", warehouse.metadata, "warehouse", warehouse.SECRET_COLUMNS),
+                      ("orders", "order_lines"), orders.POST_CREATE_DDL),
+    "payments": Service("payments", "postgresql", payments.metadata, "payments", payments.SECRET_COLUMNS,
+                        ("payments",)),
+    "warehouse": Service("warehouse", "mariadb", warehouse.metadata, "warehouse", warehouse.SECRET_COLUMNS,
+                         ("catalog_items", "bin_stock", "fulfilments")),
 }
 
 

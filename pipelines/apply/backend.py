@@ -79,6 +79,7 @@ class Backend(ABC):
     """One reporting database. Subclasses provide connection, staging and SQL execution."""
 
     dialect: str
+    before_commit_hooks: list  # callables run inside the transaction just before COMMIT (fault tests)
 
     # -- primitives -------------------------------------------------------------------------
     @abstractmethod
@@ -185,6 +186,8 @@ class Backend(ABC):
                     f"VALUES ({self._p(4)}, now()) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
                     "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
                     (group, topic, part, nxt))
+            for hook in getattr(self, "before_commit_hooks", ()):
+                hook()
             self.commit()
         except Exception:
             self.rollback()

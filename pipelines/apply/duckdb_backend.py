@@ -22,6 +22,8 @@ class DuckDbBackend(Backend):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
+        self.read_only = read_only
+        self.before_commit_hooks = []
         self.conn = duckdb.connect(self.path, read_only=read_only)
 
     def execute(self, sql, params=None):

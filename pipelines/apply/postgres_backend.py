@@ -30,8 +30,19 @@ class PostgresBackend(Backend):
     dialect = "postgres"
 
     def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.before_commit_hooks = []
         self.conn = psycopg.connect(conninfo, autocommit=True)
         self._in_tx = False
+
+    def reconnect(self) -> None:
+        """After a lost connection (server restart, network): a fresh session; the failed batch is retried."""
+        try:
+            self.conn.close()
+        except psycopg.Error:
+            pass
+        self._in_tx = False
+        self.conn = psycopg.connect(self.conninfo, autocommit=True)
 
     def execute(self, sql, params=None):
         self.conn.execute(sql.replace("?", "%s") if params is not None else sql, params)

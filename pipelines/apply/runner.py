@@ -25,8 +25,36 @@ DEFAULT_GROUP = "reporting-pipeline"
 DEAD_LETTER_TOPIC = "_reporting.dead_letters"
 
 
-def open_backend(settings: Settings) -> Backend:
-    """The configured reporting backend (REPORTING_BACKEND=duckdb|postgres)."""
+def open_backend(settings: Settings, wait_s: float | None = None, say: Callable[[str], None] | None = None) -> Backend:
+    """The configured reporting backend (REPORTING_BACKEND=duckdb|postgres).
+
+    When the database is unavailable (DuckDB file locked by another process, PostgreSQL down) this
+    waits with backoff up to `wait_s` seconds (REPORTING_OPEN_WAIT_S, default 0 = fail at once),
+    printing what it waits for, then fails with one readable line.
+    """
+    import os
+    import time
+
+    if wait_s is None:
+        wait_s = float(os.environ.get("REPORTING_OPEN_WAIT_S", "0"))
+    deadline = time.monotonic() + wait_s
+    delay, last_said = 0.5, 0.0
+    while True:
+        try:
+            return _open_backend_once(settings)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            unavailable = any(m in text.lower() for m in ("lock", "connection", "could not connect", "refused"))
+            if not unavailable or time.monotonic() + delay > deadline:
+                raise RuntimeError(f"reporting DB ({settings.backend}) unavailable: {text}") from exc
+            if say and time.monotonic() - last_said > 10:
+                say(f"waiting for the reporting DB ({settings.backend}): {text}")
+                last_said = time.monotonic()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _open_backend_once(settings: Settings) -> Backend:
     if settings.backend == "duckdb":
         from pipelines.apply.duckdb_backend import DuckDbBackend
 
@@ -94,11 +122,14 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
     0 = off) and once more when the worker stops.
     """
+    import os
+
     from pipelines.kafka.consumer import ChangeConsumer
 
     settings = settings or Settings.load()
     parts = load_parts()
-    backend = open_backend(settings)
+    # the worker waits for an unavailable reporting DB (locked DuckDB file, PostgreSQL restarting)
+    backend = open_backend(settings, wait_s=float(os.environ.get("REPORTING_OPEN_WAIT_S", "300")), say=say)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
         consumer = ChangeConsumer(settings.kafka_bootstrap, group, parts.prefixes,
@@ -115,7 +146,8 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
 
         try:
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
-                            say=say, after_batch=after_batch)
+                            say=say, after_batch=after_batch,
+                            max_retries=int(os.environ.get("REPORTING_APPLY_MAX_RETRIES", "8")))
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:
                 publisher.close(backend.conn)

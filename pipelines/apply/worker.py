@@ -9,6 +9,8 @@ a clear error and nothing is skipped, because the offsets were not advanced.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import signal
 import time
 from collections.abc import Callable
@@ -20,6 +22,28 @@ from pipelines.cdc.events import Record
 log = logging.getLogger(__name__)
 
 Planner = Callable[[list[Record]], ApplyBatch]
+
+
+FAULT_ENV = "REPORTING_FAULT_INJECT"
+"""Fault injection for the fault tests only: `<point>:<probability>[,...]` with points `mid_batch`
+(SIGKILL inside the DB transaction, before commit) and `after_commit` (SIGKILL after the DB commit,
+before the advisory Kafka commit). Unset in normal operation."""
+
+
+def _fault_points() -> dict[str, float]:
+    spec = os.environ.get(FAULT_ENV, "")
+    points = {}
+    for part in filter(None, spec.split(",")):
+        name, _, prob = part.partition(":")
+        points[name.strip()] = float(prob or 1.0)
+    return points
+
+
+def maybe_crash(point: str, points: dict[str, float]) -> None:
+    p = points.get(point)
+    if p and random.random() < p:  # noqa: S311 - not crypto
+        log.warning("fault injection: SIGKILL at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class ApplyFailed(RuntimeError):
@@ -63,6 +87,11 @@ class Worker:
         self.status_every = status_every
         self.after_batch = after_batch  # called with applied=True/False after every poll (e.g. replica publishing)
         self._stop = False
+        self._faults = _fault_points()
+        if self._faults:
+            hook = getattr(self.backend, "before_commit_hooks", None)
+            if hook is not None:
+                hook.append(lambda: maybe_crash("mid_batch", self._faults))
 
     def stop(self, *_: object) -> None:
         self._stop = True
@@ -116,6 +145,8 @@ class Worker:
                 idle_since = time.monotonic()
                 batch = self.planner(records)
                 result = self._apply_with_retry(batch)
+                if self._faults:
+                    maybe_crash("after_commit", self._faults)
                 if self.dead_letter_sink and batch.dead_letters:
                     self.dead_letter_sink(batch)
                 self.consumer.commit_hint(batch.next_offsets)

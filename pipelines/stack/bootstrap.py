@@ -29,14 +29,45 @@ def create_service_schemas(stack: Stack, say: Callable[[str], None] = print) -> 
     from estate.services import SERVICES as ESTATE
 
     urls = service_urls(stack)
+    captured = captured_tables()
     for name, service in ESTATE.items():
         service.create_schema(urls[name])
-        setup = ";\n".join(service.cdc_setup_sql()) + ";\n"
         if name in stack.pg:
-            stack.pg[name].psql(setup, db=name)
+            stack.pg[name].psql(pg_cdc_setup_sql(name, captured.get(name, [])), db=name)
         else:
-            stack.mariadb[name].sql(setup)
+            stack.mariadb[name].sql(";\n".join(service.cdc_setup_sql()) + ";\n")
     say(f"service schemas and CDC grants ready: {', '.join(ESTATE)}")
+
+
+def captured_tables() -> dict[str, list[str]]:
+    """Per service, the tables its connector captures (`table.include.list` of connector.json)."""
+    out = {}
+    for path in connector_files():
+        spec = load_connector(path)
+        tables = [t.strip() for t in spec["config"].get("table.include.list", "").split(",") if t.strip()]
+        out[path.parent.name] = tables
+    return out
+
+
+def pg_cdc_setup_sql(service: str, tables: list[str]) -> str:
+    """Grants for the CDC role and a publication holding exactly the captured tables (idempotent).
+
+    Debezium's `publication.autocreate.mode=filtered` only checks an existing publication against
+    its include list; creating it here, as superuser, means the CDC role never owns tables.
+    """
+    from pipelines.contract.sqltypes import is_identifier
+
+    for t in tables:
+        if not all(is_identifier(part) for part in t.split(".")):
+            raise ValueError(f"connectors/{service}/connector.json: table {t!r} is not a plain identifier")
+    if not tables:
+        return "SELECT 1;"
+    listed = ", ".join(tables)
+    pub = f"reporting_{service}"
+    return (f"GRANT USAGE ON SCHEMA public TO debezium;\nGRANT SELECT ON {listed} TO debezium;\n"
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = '{pub}') THEN "
+            f"CREATE PUBLICATION {pub} FOR TABLE {listed}; ELSE ALTER PUBLICATION {pub} SET TABLE {listed}; "
+            "END IF; END $$;\n")
 
 
 def apply_connectors(stack: Stack, say: Callable[[str], None] = print, timeout: float = 180) -> None:

@@ -82,18 +82,33 @@ class ConnectClient:
         return ConnectorState(name, body["connector"]["state"], tasks, trace)
 
     def restart(self, name: str) -> None:
-        self._req("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+        """Restart the connector and its failed tasks."""
+        r = self._req("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+        if r.status_code not in (200, 202, 204):
+            raise StackError(f"connector {name}: restart refused ({r.status_code})")
 
-    def wait_running(self, name: str, timeout: float = 120) -> ConnectorState:
+    def wait_running(self, name: str, timeout: float = 120, restarts: int = 5) -> ConnectorState:
+        """Poll until the connector and all its tasks are RUNNING.
+
+        A FAILED connector or task is restarted (up to `restarts` times, with backoff): Kafka Connect
+        does not restart failed tasks by itself, and a source database that was briefly down fails
+        the task at start. Raises with the connector's trace when it keeps failing or the deadline passes.
+        """
         deadline = time.monotonic() + timeout
         st = self.status(name)
+        backoff = 2.0
         while time.monotonic() < deadline:
             st = self.status(name)
             if st.running:
                 return st
             if st.state == "FAILED" or any(s == "FAILED" for _, s in st.tasks):
                 first = st.trace.strip().splitlines()[0] if st.trace.strip() else "no trace"
-                raise StackError(f"connector {name} FAILED: {first}", st.trace)
+                if restarts <= 0:
+                    raise StackError(f"connector {name} FAILED: {first}", st.trace)
+                restarts -= 1
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff *= 2
+                self.restart(name)
             time.sleep(0.5)
         raise StackError(f"connector {name} not RUNNING after {timeout:.0f}s (state {st.state}, tasks {list(st.tasks)})",
                          st.trace)

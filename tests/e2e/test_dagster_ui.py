@@ -174,12 +174,11 @@ SIGNAL_CONFIG = {  # what docs/dagster.md asks connectors/<service>/connector.js
     "signal.kafka.topic": "_reporting.signals.orders",
     "signal.kafka.bootstrap.servers": "${env:REPORTING_KAFKA_BOOTSTRAP}",
     "signal.kafka.groupId": "reporting-signals-orders",
-    "read.only": "true",
 }
 
 
 def snapshot_reads(bootstrap: str, topic: str, start: dict, timeout: float) -> list[dict]:
-    """Incremental-snapshot reads (op=r, source.snapshot=incremental) on `topic` after offsets `start`."""
+    """Snapshot reads (op=r) on `topic` after offsets `start`."""
     import json
 
     from kafka import KafkaConsumer, TopicPartition
@@ -196,16 +195,32 @@ def snapshot_reads(bootstrap: str, topic: str, start: dict, timeout: float) -> l
             for records in consumer.poll(timeout_ms=1000).values():
                 for rec in records:
                     value = json.loads(rec.value) if rec.value else None
-                    if value and value.get("op") == "r" and value["source"].get("snapshot") == "incremental":
+                    if value and value.get("op") == "r":
                         found.append(value)
         return found
     finally:
         consumer.close()
 
 
+def wait_restarted(client, name: str, timeout: float = 120) -> None:
+    """After a config PUT the old (possibly FAILED) status lingers a moment: restart failed tasks, poll."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = client.status(name)
+        if st.running:
+            return
+        if st.state == "FAILED" or any(s == "FAILED" for _, s in st.tasks):
+            client.restart(name)
+        time.sleep(1)
+    raise AssertionError(f"connector {name} not RUNNING again: {client.status(name)}")
+
+
 def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     import dagster as dg
+    import psycopg
     from kafka import KafkaConsumer, TopicPartition
+
+    from pipelines.stack.bootstrap import service_urls
 
     from pipelines.defs.jobs import resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
@@ -215,6 +230,9 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     client = ConnectClient(settings.connect_url)
     original = load_connector(REPO_ROOT / "connectors" / "orders" / "connector.json")
     topic = "orders.public.orders"
+    with psycopg.connect(service_urls(stack, driver=False)["orders"], autocommit=True) as conn:
+        conn.execute("INSERT INTO orders (customer_ref, state_code, total_cents, currency_iso, created_ts, modified_ts,"
+                     " terms_snapshot) VALUES (7, 10, 1200, 'eur', now(), now(), 'resnapshot') RETURNING id")
     probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
         ends = {tp.partition: o for tp, o in probe.end_offsets(
@@ -230,16 +248,22 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
         assert message.startswith("connector orders-cdc is not set up for Kafka signals:")
         try:
             client.apply({"name": original["name"], "config": {**original["config"], **SIGNAL_CONFIG}})
-            client.wait_running(original["name"], timeout=120)
+            wait_restarted(client, original["name"])
             result = resnapshot_table_job.execute_in_process(
-                run_config={"ops": {"resnapshot_table": {"config": {"table": "orders_v1"}}}},
+                run_config={"ops": {"resnapshot_table": {"config": {"table": "orders_v1",
+                                                                      "snapshot_type": "blocking"}}}},
                 resources={"reporting": ReportingResource()}, instance=instance)
             assert result.success
+            # Right after a restart the connector waits for its first WAL message before streaming (and so
+            # before it can pause for the snapshot): one ordinary change gets it there on an idle database.
+            with psycopg.connect(service_urls(stack, driver=False)["orders"], autocommit=True) as conn:
+                conn.execute("UPDATE orders SET modified_ts = now() WHERE terms_snapshot = 'resnapshot'")
             reads = snapshot_reads(settings.kafka_bootstrap, topic, ends, timeout=120)
-            assert reads, "Debezium sent no incremental-snapshot reads after the signal"
+            assert reads, "Debezium sent no snapshot reads after the signal"
+            assert {r["after"]["terms_snapshot"] for r in reads} >= {"resnapshot"}
         finally:
             client.apply(original)
-            client.wait_running(original["name"], timeout=120)
+            wait_restarted(client, original["name"])
 
 
 def test_ui_is_gone_after_stop(stack):

@@ -127,7 +127,7 @@ def _text(renderable) -> str:
 
 def test_reconcile_through_settings_with_the_stack_credentials(pg_server, tmp_path, monkeypatch, contracts):
     """`reconcile(settings)` finds the orders database like the stack does (secrets.env, ports) and reads
-    DuckDB read-only; unknown tables fail before connecting; contracts without projection are skipped."""
+    DuckDB read-only; unknown tables fail before connecting; an unreachable source is an error (exit 2)."""
     cluster, _ = pg_server
     password = "orders-app-secret"
     cluster.psql(f"CREATE ROLE orders_app LOGIN PASSWORD '{password}'")
@@ -157,10 +157,9 @@ def test_reconcile_through_settings_with_the_stack_credentials(pg_server, tmp_pa
     with pytest.raises(ReconcileError, match="unknown contract table 'nope'"):
         reconcile(settings, ["nope"])
 
-    results = by_table(reconcile(settings))
+    results = by_table(reconcile(settings, ["orders", "order_lines"]))
     assert results["orders_v2"].ok and results["orders_v2"].source_rows == 12
     assert results["order_lines_v1"].ok
-    assert results["customers_v1"].status == "skipped"
     assert exit_code(results.values()) == 0
     explicit = by_table(reconcile(settings, ["customers"]))
     assert explicit["customers_v1"].status == "error" and exit_code(explicit.values()) == 2

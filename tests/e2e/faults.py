@@ -1,0 +1,91 @@
+"""Helpers for the fault scenarios: a `reporting stream` subprocess, traffic, catch-up, reconcile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pipelines.apply.runner import run_pipeline
+from pipelines.settings import Settings
+from tests.e2e.conftest import E2E_ENV
+
+REPORTING = str(Path(sys.executable).with_name("reporting"))
+
+
+class StreamProcess:
+    """`reporting stream` as a real OS process that can be SIGKILLed and restarted."""
+
+    def __init__(self, settings: Settings, log: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.settings = settings
+        self.log = log
+        self.env = {**os.environ, **E2E_ENV, "REPORTING_BACKEND": settings.backend, **(extra_env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen([REPORTING, "stream", "--replica-every", "0"], env=self.env, stdout=out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.starts += 1
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+
+class Traffic(threading.Thread):
+    """The MusicCorp simulator in a background thread."""
+
+    def __init__(self, urls: dict[str, str], rate: float, duration: float, seed: int) -> None:
+        super().__init__(daemon=True)
+        self.args = (urls, rate, duration, seed)
+        self.report = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        from estate import simulator
+
+        urls, rate, duration, seed = self.args
+        try:
+            self.report = simulator.run(urls, rate=rate, duration=duration, seed=seed, progress=False)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the test
+            self.error = exc
+
+
+def catch_up(settings: Settings, timeout: float = 180.0, quiet_rounds: int = 3) -> None:
+    """Ingest until several consecutive passes find nothing new (Debezium is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while quiet < quiet_rounds:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pipeline did not catch up within {timeout}s")
+        stats = run_pipeline(settings=settings, until_caught_up=True, say=lambda _m: None, install_signals=False,
+                             replica_every=0)
+        quiet = quiet + 1 if stats.events == 0 else 0
+        time.sleep(1.0)
+
+
+def reconcile_all(settings: Settings) -> list:
+    """Reconcile every contract table that has a projection; return the results that are not clean."""
+    from pipelines.reconcile import reconcile
+
+    results = [r for r in reconcile(settings) if not r.skipped]
+    assert results, "nothing was reconciled"
+    return [r for r in results if not r.ok]
