@@ -7,8 +7,11 @@ group own disjoint partitions, so their transactions never write the same offset
 
 from __future__ import annotations
 
+import io
+
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from pipelines.apply.backend import Backend
 from pipelines.contract.ddl import quote_ident
@@ -54,9 +57,11 @@ class PostgresBackend(Backend):
         cols = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in table.schema)
         self.conn.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols}) ON COMMIT DROP")
         names = ", ".join(quote_ident(f.name) for f in table.schema)
-        with self.conn.cursor().copy(f"COPY {quote_ident(name)} ({names}) FROM STDIN") as cp:
-            for row in zip(*(col.to_pylist() for col in table.columns), strict=True):
-                cp.write_row(row)
+        # Arrow writes CSV in C: NULL is an unquoted empty field, an empty string is quoted ("")
+        buf = io.BytesIO()
+        pa_csv.write_csv(table, buf, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+        with self.conn.cursor().copy(f"COPY {quote_ident(name)} ({names}) FROM STDIN (FORMAT csv)") as cp:
+            cp.write(buf.getbuffer())
         return quote_ident(name)
 
     def unstage(self, name: str) -> None:

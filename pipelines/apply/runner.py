@@ -134,6 +134,13 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
         backend.ensure_schema(list(parts.contracts.values()))
         consumer = ChangeConsumer(settings.kafka_bootstrap, group, parts.prefixes,
                                   lambda: backend.stored_offsets(group), max_records=max_records)
+        # long-lived objects (compiled projections, contracts, client state) leave the GC's view;
+        # batches allocate millions of short-lived objects, so collect young generations less often
+        import gc
+
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         publisher = None
         if settings.backend == "duckdb":
             from pipelines.bi.replica import ReplicaPublisher
