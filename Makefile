@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-unit test-e2e lint contract-check ui bench clean-state
+.PHONY: install demo test test-unit test-e2e test-faults lint contract-check ui clean-state
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test-unit: install
 
 test-e2e: install
 	$(BIN)/pytest -m e2e
+
+## The full fault suite: 25 kills, 30 s outages (CI runs the reduced set inside `make test`).
+test-faults: install
+	$(BIN)/reporting stack install
+	REPORTING_FAULTS_FULL=1 $(BIN)/pytest -m faults
 
 ui: install
 	$(BIN)/reporting ui
