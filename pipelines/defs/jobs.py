@@ -23,8 +23,10 @@ RECONCILE_JOB = "reconcile_job"
 class ResnapshotConfig(dg.Config):
     table: str
     """Contract table (`orders_v1`), contract name (`orders`, every major) or source table (`public.orders`)."""
-    snapshot_type: str = "incremental"
-    """`incremental` (chunks, streaming goes on; needs read.only=true on the connector) or `blocking`."""
+    snapshot_type: str = "blocking"
+    """`blocking` (streaming pauses while the table is re-read; needs only the Kafka signal channel) or
+    `incremental` (chunks while streaming goes on; needs a signal table `signal.data.collection`, or
+    `read.only=true`, which Debezium 3.6.1 PostgreSQL cannot combine with heartbeat.action.query)."""
 
 
 @dg.op(description="Send Debezium an execute-snapshot signal for one table through the connector's Kafka "

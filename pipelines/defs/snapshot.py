@@ -2,10 +2,11 @@
 
 Debezium 3.x reads signals from a Kafka topic when the connector has `kafka` in
 `signal.enabled.channels` (topic `signal.kafka.topic`, default `<topic.prefix>-signal`, one
-partition; the message key must equal `topic.prefix`). An *incremental* snapshot re-reads the table
-in chunks while streaming goes on; without a signal table in the source database the connector
-needs `read.only=true` (PostgreSQL 13+: watermarks from pg_current_snapshot(); MariaDB: GTIDs). A
-*blocking* snapshot pauses streaming while it re-reads the table and needs no watermarks. Either way
+partition; the message key must equal `topic.prefix`). A *blocking* snapshot (the default) pauses
+streaming while it re-reads the table and needs nothing else. An *incremental* snapshot re-reads the
+table in chunks while streaming goes on and needs watermarks: a signal table in the source database
+(`signal.data.collection`), or `read.only=true` (which Debezium 3.6.1's PostgreSQL connector cannot
+combine with a non-transactional heartbeat.action.query: NullPointerException). Either way
 the rows arrive as `op=r` events that the pipeline applies like any change (positions decide, so
 nothing goes backwards); rows deleted in the source meanwhile are not deleted by a snapshot.
 """

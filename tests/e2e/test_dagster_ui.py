@@ -27,6 +27,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 DOCS_IMAGE = REPO_ROOT / "docs" / "img" / "asset-graph.png"
 DONE = {"SUCCESS", "FAILURE", "CANCELED"}
+SHOWN = 'group:"orders_service" or group:"dbt_staging" or group:"dbt_marts"'  # connector, contract tables, dbt
 
 
 def gql(url: str, query: str, variables: dict | None = None) -> dict:
@@ -86,6 +87,29 @@ def graph_menu(page, item: str) -> None:
     page.keyboard.press("Escape")
 
 
+def graph_screenshot(browser, url: str, path: Path) -> None:
+    """The orders service and every dbt model, vertical, groups expanded, cropped to the graph (2x pixels)."""
+    page = browser.new_page(viewport={"width": 2400, "height": 900}, device_scale_factor=2)
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(graph_url(url, SHOWN), wait_until="networkidle")
+        graph_menu(page, "Change graph to vertical orientation")
+        graph_menu(page, "Expand all groups")
+        page.get_by_text("Hide navigation").click()
+        page.reload(wait_until="networkidle")  # lays the expanded graph out to fit the canvas
+        page.locator("foreignObject").get_by_text("fct_orders_v2", exact=True).first.wait_for()
+        page.wait_for_timeout(1500)
+        boxes = [b for b in (fo.bounding_box() for fo in page.locator("foreignObject").all()) if b]
+        zoom = page.locator('button:has([aria-label="zoom_in"])').last.bounding_box()
+        x0 = max(0, min(b["x"] for b in boxes) - 24)
+        y0 = max(0, min(b["y"] for b in boxes) - 24)
+        x1 = min(max(b["x"] + b["width"] for b in boxes) + 24, zoom["x"] - 4 if zoom else 2400)
+        y1 = max(b["y"] + b["height"] for b in boxes) + 24
+        page.screenshot(path=str(path), clip={"x": x0, "y": y0, "width": x1 - x0, "height": y1 - y0})
+    finally:
+        page.close()
+
+
 @pytest.fixture
 def ui(stack):
     from pipelines.ui import start_ui, stop_ui, ui_processes_left
@@ -119,8 +143,7 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
             page = browser.new_page(viewport={"width": 1800, "height": 1050})
             page.set_default_timeout(60_000)
             # The asset graph: the orders service (connector + contract tables) and every dbt model.
-            page.goto(graph_url(url, 'group:"orders_service" or group:"dbt_staging" or group:"dbt_marts"'),
-                      wait_until="networkidle")
+            page.goto(graph_url(url, SHOWN), wait_until="networkidle")
             page.get_by_text("Hide navigation").click()
             graph_menu(page, "Change graph to vertical orientation")
             graph_menu(page, "Expand all groups")
@@ -154,13 +177,8 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
             status = wait_run(url, run["runId"], 600)
             assert status == "SUCCESS", failure_messages(url, run["runId"])
 
-            # The screenshot: the graph after the run, statuses included.
-            page.goto(graph_url(url, 'group:"orders_service" or group:"dbt_staging" or group:"dbt_marts"'),
-                      wait_until="networkidle")
-            page.locator("foreignObject").get_by_text("fct_orders_v2", exact=True).first.wait_for()
-            page.wait_for_timeout(2000)
             shot = ARTIFACTS / "dagster-asset-graph.png"
-            page.screenshot(path=str(shot))
+            graph_screenshot(browser, url, shot)  # after the run: statuses included
         finally:
             browser.close()
     assert shot.stat().st_size > 20_000
@@ -220,10 +238,9 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     import psycopg
     from kafka import KafkaConsumer, TopicPartition
 
-    from pipelines.stack.bootstrap import service_urls
-
     from pipelines.defs.jobs import resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
+    from pipelines.stack.bootstrap import service_urls
     from pipelines.stack.connect_api import ConnectClient, load_connector
 
     settings = stack.settings
