@@ -28,6 +28,7 @@ per event only the envelope is parsed and the key read until the batch is reduce
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -223,6 +224,11 @@ def _fill_unavailable(after: dict[str, Any], older: dict[str, Any]) -> dict[str,
     return merged
 
 
+MAX_RECORD_BYTES = int(os.environ.get("REPORTING_MAX_RECORD_BYTES", str(1024 * 1024)))
+"""Change events larger than this are dead letters (stage 'decode'), not decoded: a contract row is
+small, so a huge value is a bug or an attack, and decoding it would stall the batch."""
+
+
 class Planner:
     """Compiled routing + projection + validation for a set of projections and contracts.
 
@@ -268,9 +274,13 @@ class Planner:
     @staticmethod
     def _decode(records: Iterable[Any], dead: list[DeadLetter], offsets: dict[tuple[str, int], int],
                 failed: list[int]) -> Iterator[ChangeEvent]:
+        limit = MAX_RECORD_BYTES
         for r in records:
             topic, partition, offset = r.topic, r.partition, r.offset
             try:
+                if r.value is not None and len(r.value) > limit:
+                    raise DecodeError(f"record of {len(r.value):,} bytes exceeds the {limit:,}-byte limit "
+                                      "(REPORTING_MAX_RECORD_BYTES)")
                 yield parse(topic, partition, offset, r.key, r.value)
                 continue
             except DecodeError as exc:
