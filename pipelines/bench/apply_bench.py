@@ -1,166 +1,310 @@
-"""`reporting bench apply`: a topic pre-filled with N Debezium change events, applied from offset 0.
+"""`reporting bench apply` / `reporting bench peer`: one pre-filled change stream, applied by our pipeline
+(PostgreSQL and DuckDB backends) and by Debezium's JDBC sink connector, side by side, repeated.
 
-The topic (`bench<run>.public.orders`) is routed to the orders projection, so the real decode →
-project → validate → plan → apply path runs, into a fresh reporting DB (DuckDB file or a fresh
-PostgreSQL database), with a fresh consumer group. Reports events/s, peak RSS, CPU seconds.
+1. Pre-fill: N Debezium change events (20% c / 70% u / 10% d over K keys, workload.orders_changes)
+   into `bench<ts>.public.orders` (schemaless JSON, what our pipeline reads) and the very same events
+   with JsonConverter schemas into `benchs<ts>.public.orders` (what the JDBC sink needs); the expected
+   final state is computed on the way.
+2. Per repetition, in rotating order: our pipeline into a fresh PostgreSQL database, into a fresh
+   DuckDB file (each in its own process: `apply_run`), and the JDBC sink into a fresh PostgreSQL
+   database on the same cluster. Each target is then compared with the expected final state and
+   with the others (same keys, same values in the common columns).
+3. Results: medians over repetitions, ratios per repetition (ours / sink, same repetition),
+   per-process CPU and peak RSS, load average → bench/results/apply-<stamp>.json and a PNG.
+
+Rates are "active": events / (first record polled → last row applied) for ours, events /
+(first rows visible → last row applied) for the sink (which favours the sink by one batch); wall
+rates from start/registration are recorded too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
-import platform
-import threading
+import subprocess
+import sys
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import asdict
 
-import psutil
-
-from pipelines.bench.workload import orders_changes
+from pipelines.bench import compare
+from pipelines.bench.common import (
+    ProcessSampler,
+    Say,
+    drop_pg_databases,
+    fresh_pg_database,
+    loadavg,
+    stack_processes,
+    stamp,
+    write_results,
+)
+from pipelines.bench.sink import SinkSettings, fetch_sink_rows, run_sink
+from pipelines.bench.stats import median, ratio, spread
+from pipelines.bench.workload import FinalState, orders_changes, with_schemas
 from pipelines.settings import REPO_ROOT, Settings
 
-RESULTS_DIR = REPO_ROOT / "bench" / "results"
+BEST_SINK = SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True, unnest_insert=True)
+"""The best JDBC sink setting found by `tune_sink` (bench/results/sink-tuning-*.json); used by default."""
 
 
-@dataclasses.dataclass
-class ApplyBenchResult:
-    backend: str
-    events: int
-    keys: int
-    batch: int
-    seconds: float
-    events_per_s: float
-    peak_rss_mb: float
-    cpu_s: float
-    rows_final: int
-
-
-class _RssSampler(threading.Thread):
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.peak = 0
-        self._halt = threading.Event()
-        self.proc = psutil.Process()
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self._halt.set()
-        self.join()
-        return max(self.peak, self.proc.memory_info().rss)
-
-
-def prefill(settings: Settings, topic: str, events: int, keys: int, seed: int, say: Callable[[str], None]) -> None:
+def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say: Say) -> tuple[str, str, FinalState]:
+    """Produce the workload into the plain and the schema-enabled topic; returns (plain, schema, state)."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
+    plain, schema = f"{tag}.public.orders", f"{tag}s.public.orders"
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        if topic not in admin.list_topics():
-            admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        existing = admin.list_topics()
+        admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
+                             for t in (plain, schema) if t not in existing])
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=50, batch_size=512 * 1024,
-                             compression_type="lz4", acks=1)
+                             compression_type="lz4", acks=1, max_request_size=8 * 1024 * 1024)
+    state = FinalState()
     t0 = time.monotonic()
-    for i, (k, v) in enumerate(orders_changes(events, keys, seed)):
-        producer.send(topic, key=k, value=v)
-        if i and i % 200_000 == 0:
-            say(f"  prefill {i:,}/{events:,} ({i / (time.monotonic() - t0):,.0f}/s)")
+    pairs = list(orders_changes(events, keys, seed))
+    for i, (k, v) in enumerate(pairs):
+        producer.send(plain, key=k, value=v)
+        state.feed(k, v)
+        if i and i % 250_000 == 0:
+            say(f"  prefill {plain}: {i:,}/{events:,}")
+    for i, (k, v) in enumerate(with_schemas(iter(pairs), schema)):
+        producer.send(schema, key=k, value=v)
+        if i and i % 250_000 == 0:
+            say(f"  prefill {schema}: {i:,}/{events:,}")
     producer.flush()
     producer.close()
-    say(f"prefilled {topic} with {events:,} events in {time.monotonic() - t0:.1f}s")
+    say(f"prefilled {plain} and {schema} with {events:,} events each in {time.monotonic() - t0:.0f}s; "
+        f"expected final state {len(state.rows):,} live orders")
+    return plain, schema, state
 
 
-def run_apply(settings: Settings, topic: str, backend_name: str, batch: int, say: Callable[[str], None]):
-    from pipelines.apply.runner import load_parts, open_backend
-    from pipelines.apply.worker import Worker
-    from pipelines.cdc.plan import Planner
-    from pipelines.kafka.consumer import ChangeConsumer
-    from pipelines.projection import load_projections
+def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: str, say: Say,
+             targets: Sequence[str] | None = None, profile: str | None = None) -> dict:
+    """Apply `topic` from offset 0 in a child process (`apply_run`), sampling its CPU and RSS."""
+    if backend == "postgres":
+        fresh_pg_database(settings, target)
+    else:
+        from pathlib import Path
 
-    parts = load_parts()
-    orders = load_projections(REPO_ROOT / "connectors")["orders.public.orders"]
-    parts.planner = Planner({topic: orders}, parts.contracts)
-    parts.source_tables = {topic: orders.source_table}
-    s = dataclasses.replace(settings, backend=backend_name,
-                            duckdb_path=settings.state_dir / "bench" / f"{topic}.duckdb")
-    if backend_name == "postgres":
-        _fresh_pg_database(s, topic)
-    backend = open_backend(s) if backend_name == "duckdb" else _pg_backend(s, topic)
-    backend.ensure_schema(list(parts.contracts.values()))
-    group = f"{topic}-{backend_name}"
-    consumer = ChangeConsumer(s.kafka_bootstrap, group, [topic.split(".")[0]], lambda: backend.stored_offsets(group),
-                              max_records=batch)
-    sampler = _RssSampler()
-    sampler.start()
-    cpu0 = psutil.Process().cpu_times()
-    t0 = time.monotonic()
-    worker = Worker(backend, consumer, parts.plan, group, say=say, status_every=5.0)
-    stats = worker.run(until_caught_up=True, install_signals=False)
-    seconds = time.monotonic() - t0
-    cpu1 = psutil.Process().cpu_times()
-    peak = sampler.stop()
-    rows = int(backend.query("SELECT count(*) FROM reporting.orders_v2")[0][0])
-    consumer.close()
-    backend.close()
-    return stats.events, seconds, peak, (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system), rows
-
-
-def _fresh_pg_database(settings: Settings, name: str) -> None:
-    from pipelines.stack.manager import Stack
-
-    db = name.replace(".", "_")
-    cluster = Stack(settings).reporting_pg
-    cluster.psql(f"DROP DATABASE IF EXISTS {db}")
-    cluster.psql(f"CREATE DATABASE {db} OWNER reporting_writer")
+        Path(target).unlink(missing_ok=True)
+        Path(target + ".wal").unlink(missing_ok=True)
+    args = {"topic": topic, "backend": backend, "batch": batch, "target": target,
+            "targets": list(targets) if targets else None, "profile": profile}
+    log = settings.state_dir / "logs" / "bench-apply-run.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    procs = stack_processes(settings)
+    with log.open("a") as err:
+        child = subprocess.Popen([sys.executable, "-m", "pipelines.bench.apply_run", json.dumps(args)],  # noqa: S603
+                                 stdout=subprocess.PIPE, stderr=err, cwd=REPO_ROOT, env=os.environ.copy())
+        roots = {"pipeline": child.pid, "kafka": procs["kafka"]}
+        if backend == "postgres":
+            roots["pg_reporting"] = procs["pg_reporting"]
+        sampler = ProcessSampler(roots, interval=0.2).start()
+        out, _ = child.communicate()
+        processes = sampler.stop()
+    if child.returncode != 0:
+        raise RuntimeError(f"apply_run {backend} failed (exit {child.returncode}); see {log}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["processes"] = processes
+    result["target"] = target
+    say(f"  ours/{backend}: {result['events']:,} events, {result['events_per_s']:,} ev/s active "
+        f"({result['seconds_active']}s; wall {result['seconds_wall']}s), pipeline CPU "
+        f"{processes['pipeline']['cpu_s']}s, peak RSS {processes['pipeline']['peak_rss_mb']} MB")
+    return result
 
 
-def _pg_backend(settings: Settings, name: str):
-    from pipelines.apply.postgres_backend import PostgresBackend
-    from pipelines.apply.runner import reporting_pg_conninfo
+def _ours_rows(settings: Settings, backend: str, target: str) -> dict:
+    if backend == "duckdb":
+        import duckdb
 
-    return PostgresBackend(reporting_pg_conninfo(settings).replace("dbname=reporting", f"dbname={name.replace('.', '_')}"))
+        con = duckdb.connect(target, read_only=True)
+        try:
+            return compare.canon_v2(con.execute(compare.V2_SELECT).fetchall())
+        finally:
+            con.close()
+    import psycopg
+
+    from pipelines.bench.common import pg_conninfo
+
+    with psycopg.connect(pg_conninfo(settings, target)) as conn:
+        return compare.canon_v2(conn.execute(compare.V2_SELECT).fetchall())
+
+
+def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
+               backends: Sequence[str] = ("postgres", "duckdb"), sink: SinkSettings | None = BEST_SINK,
+               batch: int = 50_000, seed: int = 1, say: Say = print, keep: bool = False) -> dict:
+    """Our pipeline (each backend) and the JDBC sink (unless `sink` is None) on the same pre-filled
+    stream, `reps` times; returns the results document (also written to bench/results/)."""
+    settings = Settings.load()
+    at = stamp()
+    load_start = loadavg()
+    tag = f"bench{int(time.time())}"
+    plain, schema, state = prefill(settings, tag, events, keys, seed, say)
+    expected = compare.expected_rows(state.rows)
+    totals = state.totals()
+    del state
+    systems = [f"ours_{b}" for b in backends] + (["jdbc_sink"] if sink else [])
+    runs: list[dict] = []
+    dbs: list[str] = []
+    files: list[str] = []
+    try:
+        for rep in range(reps):
+            order = systems[rep % len(systems):] + systems[:rep % len(systems)]
+            say(f"repetition {rep + 1}/{reps} (order: {', '.join(order)}; load {loadavg()})")
+            rep_runs = {}
+            for system in order:
+                la = loadavg()
+                if system == "jdbc_sink":
+                    db = f"{tag}_sink_r{rep}"
+                    dbs.append(db)
+                    r = asdict(run_sink(settings, schema, db, sink, totals, events, say))
+                    say(f"  jdbc sink [{sink.label()}]: {r['events_per_s']:,} ev/s active ({r['seconds_active']}s;"
+                        f" wall {r['seconds_wall']}s), Connect CPU {r['processes']['connect']['cpu_s']}s")
+                    rows = compare.canon_private(fetch_sink_rows(settings, db))
+                else:
+                    backend = system.removeprefix("ours_")
+                    if backend == "postgres":
+                        target = f"{tag}_pg_r{rep}"
+                        dbs.append(target)
+                    else:
+                        target = str(settings.state_dir / "bench" / f"{tag}_duck_r{rep}.duckdb")
+                        files.append(target)
+                    r = run_ours(settings, plain, backend, batch, target, say)
+                    rows = _ours_rows(settings, backend, target)
+                r["check_vs_expected"] = compare.diff(expected, rows)
+                r["loadavg_before"] = la
+                r["system"] = system
+                r["rep"] = rep
+                if not r["check_vs_expected"]["identical"]:
+                    say(f"  [red]{system}: rows differ from the expected final state: "
+                        f"{json.dumps(r['check_vs_expected'], default=str)[:400]}[/]")
+                rep_runs[system] = (r, rows)
+                runs.append(r)
+            if "ours_postgres" in rep_runs and "jdbc_sink" in rep_runs:
+                d = compare.diff(rep_runs["ours_postgres"][1], rep_runs["jdbc_sink"][1])
+                runs[-1]["check_ours_pg_vs_sink"] = {k: v for k, v in d.items() if k != "examples"} | {
+                    "examples": d["examples"][:3]}
+                say(f"  ours (PostgreSQL) vs JDBC sink: identical={d['identical']} ({d['rows_a']:,} vs {d['rows_b']:,}"
+                    f" rows, {d['different']} differ)")
+            rep_runs.clear()
+    finally:
+        if not keep:
+            drop_pg_databases(settings, dbs)
+            for f in files:
+                for suffix in ("", ".wal"):
+                    try:
+                        os.unlink(f + suffix)
+                    except FileNotFoundError:
+                        pass
+    summary = summarize_peer(runs, systems)
+    doc = {"settings": {"events": events, "keys": keys, "reps": reps, "batch": batch, "seed": seed,
+                        "topics": [plain, schema], "sink": asdict(sink) if sink else None,
+                        "sink_label": sink.label() if sink else None,
+                        "expected_live_rows": totals[0], "rate_definition": "events / (first data → done)"},
+           "loadavg_start": load_start, "summary": summary, "runs": runs}
+    path = write_results("apply", doc, at)
+    from pipelines.bench.plot import plot_apply
+
+    png = plot_apply(doc, at)
+    say(f"results: {path.relative_to(REPO_ROOT)}; plot {png.relative_to(REPO_ROOT)}")
+    for line in summary_lines(summary):
+        say(line)
+    return doc
+
+
+def summarize_peer(runs: list[dict], systems: Sequence[str]) -> dict:
+    out: dict = {"events_per_s": {}, "events_per_s_wall": {}, "pipeline_or_connect_cpu_s": {}, "peak_rss_mb": {},
+                 "ratios": {}, "all_identical": all(r["check_vs_expected"]["identical"] for r in runs)}
+    for s in systems:
+        mine = [r for r in runs if r["system"] == s]
+        proc = "connect" if s == "jdbc_sink" else "pipeline"
+        out["events_per_s"][s] = spread([r["events_per_s"] for r in mine])
+        out["events_per_s_wall"][s] = spread([r["events_per_s_wall"] for r in mine])
+        out["pipeline_or_connect_cpu_s"][s] = spread([r["processes"][proc]["cpu_s"] for r in mine])
+        out["peak_rss_mb"][s] = spread([r["processes"][proc]["peak_rss_mb"] for r in mine])
+        cpu_rates = [r["events"] / r["processes"][proc]["cpu_s"] for r in mine if r["processes"][proc]["cpu_s"]]
+        out.setdefault("events_per_cpu_s", {})[s] = spread(cpu_rates)
+    if "jdbc_sink" in systems:
+        for s in systems:
+            if s == "jdbc_sink":
+                continue
+            per_rep = []
+            for rep in sorted({r["rep"] for r in runs}):
+                a = next((r for r in runs if r["rep"] == rep and r["system"] == s), None)
+                b = next((r for r in runs if r["rep"] == rep and r["system"] == "jdbc_sink"), None)
+                if a and b:
+                    per_rep.append(ratio(a["events_per_s"], b["events_per_s"]))
+            out["ratios"][f"{s}/jdbc_sink"] = {"per_rep": [round(x, 2) for x in per_rep if x],
+                                               "median": round(median([x for x in per_rep if x]) or 0, 2)}
+    return out
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = []
+    for s, sp in summary["events_per_s"].items():
+        lines.append(f"{s}: median {sp['median']:,.0f} ev/s (min {sp['min']:,.0f}, max {sp['max']:,.0f}, n={sp['n']});"
+                     f" peak RSS {summary['peak_rss_mb'][s]['median']} MB")
+    for k, v in summary["ratios"].items():
+        lines.append(f"{k}: median ratio {v['median']}× (per repetition {v['per_rep']})")
+    lines.append(f"all targets identical to the expected final state: {summary['all_identical']}")
+    return lines
+
+
+def tune_sink(events: int = 200_000, keys: int = 40_000, candidates: Sequence[SinkSettings] | None = None,
+              reps: int = 1, seed: int = 1, say: Say = print) -> dict:
+    """Try JDBC sink settings on one pre-filled stream; writes bench/results/sink-tuning-<stamp>.json."""
+    settings = Settings.load()
+    at = stamp()
+    load_start = loadavg()
+    tag = f"tune{int(time.time())}"
+    _plain, schema, state = prefill(settings, tag, events, keys, seed, say)
+    totals = state.totals()
+    del state
+    candidates = list(candidates or default_candidates())
+    runs = []
+    dbs = []
+    try:
+        for rep in range(reps):
+            for i, cand in enumerate(candidates):
+                db = f"{tag}_c{i}_r{rep}"
+                dbs.append(db)
+                la = loadavg()
+                r = asdict(run_sink(settings, schema, db, cand, totals, events, say))
+                r.update({"candidate": asdict(cand), "rep": rep, "loadavg_before": la})
+                say(f"  [{cand.label()}]: {r['events_per_s']:,} ev/s active, {r['events_per_s_wall']:,} wall, "
+                    f"Connect CPU {r['processes']['connect']['cpu_s']}s")
+                runs.append(r)
+                drop_pg_databases(settings, [db])
+    finally:
+        drop_pg_databases(settings, dbs)
+    by_label: dict[str, list[float]] = {}
+    for r in runs:
+        by_label.setdefault(r["settings_label"], []).append(r["events_per_s"])
+    table = {k: spread(v) for k, v in by_label.items()}
+    best = max(table, key=lambda k: table[k]["median"])
+    doc = {"settings": {"events": events, "keys": keys, "reps": reps, "seed": seed, "topic": schema},
+           "loadavg_start": load_start, "summary": {"events_per_s": table, "best": best}, "runs": runs}
+    path = write_results("sink-tuning", doc, at)
+    say(f"best JDBC sink setting: {best} ({table[best]['median']:,.0f} ev/s); results {path.relative_to(REPO_ROOT)}")
+    return doc
+
+
+def default_candidates() -> list[SinkSettings]:
+    return [
+        SinkSettings(),  # the connector's defaults: batch.size 500, max.poll.records 500
+        SinkSettings(batch_size=2000, max_poll_records=2000),
+        SinkSettings(batch_size=5000, max_poll_records=5000),
+        SinkSettings(batch_size=5000, max_poll_records=5000, rewrite_batched=True),
+        SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True),
+        SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True, unnest_insert=True),
+        SinkSettings(batch_size=20000, max_poll_records=20000, reduction_buffer=True, unnest_insert=True),
+    ]
 
 
 def bench_apply(events: int = 1_000_000, keys: int = 200_000, backends: tuple[str, ...] = ("duckdb", "postgres"),
-                batch: int = 50_000, seed: int = 1, say: Callable[[str], None] = print) -> list[ApplyBenchResult]:
-    settings = Settings.load()
-    topic = f"bench{int(time.time())}.public.orders"
-    prefill(settings, topic, events, keys, seed, say)
-    results = []
-    for b in backends:
-        say(f"applying with the {b} backend (batch {batch:,}) ...")
-        n, secs, peak, cpu, rows = run_apply(settings, topic, b, batch, say)
-        r = ApplyBenchResult(b, n, keys, batch, round(secs, 2), round(n / secs), round(peak / 2**20, 1),
-                             round(cpu, 1), rows)
-        say(f"  {b}: {r.events:,} events in {r.seconds:.1f}s = {r.events_per_s:,} events/s, peak RSS "
-            f"{r.peak_rss_mb} MB, CPU {r.cpu_s}s, {rows:,} rows in orders_v2")
-        results.append(r)
-    write_results("apply", results, {"events": events, "keys": keys, "batch": batch, "seed": seed, "topic": topic})
-    return results
-
-
-def machine() -> dict:
-    return {"cpus": os.cpu_count(), "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
-
-
-def write_results(kind: str, results: list, settings: dict) -> Path:
-    import duckdb
-    import kafka
-
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"{kind}-{stamp}.json"
-    doc = {"kind": kind, "at": stamp, "machine": machine(),
-           "versions": {"duckdb": duckdb.__version__, "kafka-python": kafka.__version__, "kafka": "4.3.0",
-                        "debezium": "3.6.1.Final"},
-           "settings": settings, "results": [dataclasses.asdict(r) for r in results]}
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
+                batch: int = 50_000, seed: int = 1, say: Say = print) -> dict:
+    """The `reporting bench apply` entry point (kept): our backends only, one repetition."""
+    return bench_peer(events=events, keys=keys, reps=1, backends=backends, sink=None, batch=batch, seed=seed, say=say)

@@ -1,0 +1,98 @@
+"""PNG plots of benchmark results (matplotlib, headless): next to the results file and as the latest
+copy in docs/img/bench-<kind>.png (what docs/benchmarks.md shows)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipelines.bench.common import IMG_DIR, RESULTS_DIR
+
+LABELS = {"ours_postgres": "ours → PostgreSQL", "ours_duckdb": "ours → DuckDB", "jdbc_sink": "Debezium JDBC sink\n→ PostgreSQL"}
+COLORS = {"ours_postgres": "#2b6cb0", "ours_duckdb": "#2f855a", "jdbc_sink": "#c05621"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, kind: str, at: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    IMG_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{kind}-{at}.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    shutil.copyfile(path, IMG_DIR / f"bench-{kind}.png")
+    return path
+
+
+def plot_apply(doc: dict, at: str) -> Path:
+    plt = _plt()
+    s = doc["summary"]["events_per_s"]
+    systems = list(s)
+    med = [s[k]["median"] for k in systems]
+    lo = [s[k]["median"] - s[k]["min"] for k in systems]
+    hi = [s[k]["max"] - s[k]["median"] for k in systems]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bars = ax.bar([LABELS.get(k, k) for k in systems], med, yerr=[lo, hi], capsize=6,
+                  color=[COLORS.get(k, "#888") for k in systems])
+    for b, v in zip(bars, med, strict=True):
+        ax.annotate(f"{v:,.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
+                    xytext=(0, 3), textcoords="offset points")
+    st = doc["settings"]
+    ratios = "; ".join(f"{k.split('/')[0].removeprefix('ours_')}/sink {v['median']}×"
+                       for k, v in doc["summary"]["ratios"].items())
+    ax.set_ylabel("change events / s (median, min–max)")
+    ax.set_title(f"Apply {st['events']:,} events (20/70/10 over {st['keys']:,} keys), {st['reps']} reps\n{ratios}",
+                 fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, "apply", at)
+
+
+def plot_e2e(doc: dict, at: str) -> Path:
+    plt = _plt()
+    steps = [s for s in doc["steps"] if s.get("kind", "pipeline") == "pipeline"]
+    x = [s["events_per_s_offered"] for s in steps]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^-")):
+        ax1.plot(x, [s["latency_visible"][key] for s in steps], style, label=f"commit→visible {key}")
+    ax1.axhline(3.0, color="red", lw=0.8, ls=":", label="goal p99 ≤ 3 s")
+    ax1.set_xlabel("change events / s into Kafka")
+    ax1.set_ylabel("seconds")
+    ax1.set_yscale("log")
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    ax1.set_title("Latency source commit → visible in reporting.orders_v2", fontsize=10)
+    ax2.plot(x, [s["events_per_s_offered"] for s in steps], "o-", label="into Kafka (Debezium)")
+    ax2.plot(x, [s["events_per_s_applied"] for s in steps], "s-", label="applied (pipeline)")
+    for s in steps:
+        if not s["sustained"]:
+            ax2.annotate("lag grows", (s["events_per_s_offered"], s["events_per_s_applied"]), fontsize=8,
+                         xytext=(0, -14), textcoords="offset points", ha="center", color="red")
+    ax2.set_xlabel("change events / s into Kafka")
+    ax2.set_ylabel("events / s")
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+    ax2.set_title(f"Throughput per step ({doc['settings']['backend']} backend)", fontsize=10)
+    return _save(fig, "e2e", at)
+
+
+def plot_snapshot(doc: dict, at: str) -> Path:
+    plt = _plt()
+    r = doc["result"]
+    names = ["Debezium snapshot\n→ Kafka", "pipeline:\ncontract tables complete"]
+    vals = [r["source_rows_per_s"], r["rows_per_s"]]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bars = ax.bar(names, vals, color=["#c05621", "#2b6cb0"])
+    for b, v in zip(bars, vals, strict=True):
+        ax.annotate(f"{v:,.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom", xytext=(0, 3),
+                    textcoords="offset points")
+    ax.set_ylabel("source rows / s (orders + order lines)")
+    ax.set_title(f"Snapshot of {r['orders']:,} orders + {r['order_lines']:,} lines "
+                 f"({doc['settings']['backend']}): {r['seconds']:.0f} s", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, "snapshot", at)
