@@ -28,10 +28,11 @@ def arrow_type(column: Column) -> pa.DataType:
 
 
 def staged_schema(contract: Contract, keep_columns: Sequence[str]) -> pa.Schema:
-    """Contract columns, then _source_position, _source_ts, _op, _is_delete and one _keep_<col> per TOAST column."""
+    """Contract columns, then _source_position, _source_ts, _op, _is_delete, _has_values (a delete carrying
+    the row's last image) and one _keep_<col> per TOAST column."""
     fields = [pa.field(c.name, arrow_type(c)) for c in contract.columns]
     fields += [pa.field("_source_position", pa.int64()), pa.field("_source_ts", pa.timestamp("us", tz="UTC")),
-               pa.field("_op", pa.string()), pa.field("_is_delete", pa.bool_())]
+               pa.field("_op", pa.string()), pa.field("_is_delete", pa.bool_()), pa.field("_has_values", pa.bool_())]
     fields += [pa.field(f"_keep_{name}", pa.bool_()) for name in keep_columns]
     return pa.schema(fields)
 

@@ -34,13 +34,15 @@ class TableBatch:
     ops: list[str]
     is_delete: list[bool]
     keep: dict[str, list[bool]] = field(default_factory=dict)  # TOAST: column -> keep-stored flags
+    has_values: list[bool] | None = None  # deletes: True when the row carries its last image (soft delete)
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def to_arrow(self) -> pa.Table:
         keep_cols = sorted(self.keep)
-        cols = [*self.columns, self.positions, self.source_ts, self.ops, self.is_delete,
+        has_values = self.has_values if self.has_values is not None else [not d for d in self.is_delete]
+        cols = [*self.columns, self.positions, self.source_ts, self.ops, self.is_delete, has_values,
                 *[self.keep[c] for c in keep_cols]]
         return to_arrow(self.contract, cols, keep_cols)
 

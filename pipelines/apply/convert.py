@@ -25,18 +25,23 @@ def table_batch(tp: TablePlan, contract: Contract) -> TableBatch:
             flags = [mask[idx[c]] for mask in tp.keep_masks]
             if any(flags):
                 keep[c] = flags
+    has_values = [True] * n_up
     if tp.deletes:
         key_pos = {k: i for i, k in enumerate(tp.key_columns)}
+        images = tp.delete_images
         for ci, c in enumerate(data_cols):
             ki = key_pos.get(c)
-            columns[ci].extend(key[ki] if ki is not None else None for key, _, _ in tp.deletes)
+            ri = idx[c]
+            columns[ci].extend(images[di][ri] if di in images else (key[ki] if ki is not None else None)
+                               for di, (key, _, _) in enumerate(tp.deletes))
+        has_values.extend(di in images for di in range(len(tp.deletes)))
         positions.extend(p for _, p, _ in tp.deletes)
         source_ts.extend(ts for _, _, ts in tp.deletes)
         ops.extend("d" for _ in tp.deletes)
         is_delete.extend(True for _ in tp.deletes)
         for flags in keep.values():
             flags.extend(False for _ in tp.deletes)
-    return TableBatch(contract, columns, positions, source_ts, ops, is_delete, keep)
+    return TableBatch(contract, columns, positions, source_ts, ops, is_delete, keep, has_values)
 
 
 def apply_batch(plan: BatchPlan, contracts: Mapping[str, Contract],

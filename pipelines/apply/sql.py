@@ -10,7 +10,9 @@ Rules, identical on DuckDB and PostgreSQL (both have MERGE):
 - a change older than the newest delete of the key (`_pipeline.<table>__deleted`) is dropped, so a
   replayed create cannot resurrect a deleted row, for soft and hard delete semantics alike;
 - soft delete: the row stays with `_deleted_at` = the delete's commit time and `_op = 'd'`;
-  a later create of the same key revives it (`_deleted_at` back to null);
+  when the delete superseded an upsert of the same batch it carries that last image, which is
+  stored (or inserted, for a key first seen in this batch), so soft-deleted rows do not depend
+  on batch boundaries; a later create of the same key revives it (`_deleted_at` back to null);
 - hard delete: the row is removed;
 - `_keep_<col>` true: the stored value is kept (never overwritten by the TOAST placeholder).
 """
@@ -60,10 +62,18 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
               f'WHERE d."_source_position" IS NULL OR s."_source_position" > d."_source_position")')
     branches = []
     if soft and has_deletes:
+        # a delete that superseded an upsert in its batch carries that last image (`_has_values`): the
+        # soft-deleted row then holds the same values whatever the batch boundaries were
+        image = [f"{q(c)} = CASE WHEN s.\"_has_values\" THEN {value(c)} ELSE t.{q(c)} END" for c in non_key]
         branches.append(
             'WHEN MATCHED AND s."_is_delete" AND s."_source_position" > t."_source_position" THEN UPDATE SET '
-            '"_deleted_at" = s."_source_ts", "_op" = \'d\', "_source_position" = s."_source_position", '
-            '"_source_ts" = s."_source_ts", "_ingested_at" = now()')
+            + ", ".join(image + ['"_deleted_at" = s."_source_ts"', '"_op" = \'d\'',
+                                 '"_source_position" = s."_source_position"', '"_source_ts" = s."_source_ts"',
+                                 '"_ingested_at" = now()']))
+        deleted_vals = [f"s.{q(c)}" for c in cols] + ['s."_source_position"', 's."_source_ts"', "now()", "'d'",
+                                                         's."_source_ts"']
+        branches.append(f'WHEN NOT MATCHED AND s."_is_delete" AND s."_has_values" AND {no_keep} THEN INSERT '
+                        f"({', '.join(q(c) for c in insert_cols)}) VALUES ({', '.join(deleted_vals)})")
     branches.append('WHEN MATCHED AND NOT s."_is_delete" AND s."_source_position" > t."_source_position" '
                     f"THEN UPDATE SET {', '.join(set_upsert)}")
     branches.append(f'WHEN NOT MATCHED AND NOT s."_is_delete" AND {no_keep} THEN INSERT '

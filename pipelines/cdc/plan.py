@@ -96,6 +96,10 @@ class TablePlan:
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     keep_masks: list[tuple[bool, ...]] | None = None
     deletes: list[tuple[tuple[Any, ...], int, datetime | None]] = field(default_factory=list)
+    delete_images: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    """For deletes that superseded an upsert of the same key in this batch: index in `deletes` → the
+    last row image before the delete (aligned with `columns`). Soft-delete tables store it, so a
+    soft-deleted row holds the same values whatever the batch boundaries were."""
 
     @property
     def key_indexes(self) -> tuple[int, ...]:
@@ -302,6 +306,8 @@ class Planner:
         routes = self._routes
         # per route: raw key → (event, effective after row)
         states: dict[str, dict[Any, tuple[ChangeEvent, dict[str, Any] | None]]] = {}
+        # per route: raw key → the after image a delete of this batch superseded (see TablePlan.delete_images)
+        pre_delete: dict[str, dict[Any, dict[str, Any]]] = {}
         changes = superseded = skipped = seen = 0
         for ev in events:
             seen += 1
@@ -353,13 +359,19 @@ class Planner:
             old_after = prev[1]
             if op is _DELETE:
                 table_states[key] = (ev, None)
-            elif old_after is not None and _has_placeholder(row):  # type: ignore[arg-type]
-                table_states[key] = (ev, _fill_unavailable(row, old_after))  # type: ignore[arg-type]
+                if old_after is not None:
+                    pre_delete.setdefault(ev.topic, {})[key] = old_after
             else:
-                table_states[key] = (ev, row)
+                images = pre_delete.get(ev.topic)
+                if images:
+                    images.pop(key, None)
+                if old_after is not None and _has_placeholder(row):  # type: ignore[arg-type]
+                    table_states[key] = (ev, _fill_unavailable(row, old_after))  # type: ignore[arg-type]
+                else:
+                    table_states[key] = (ev, row)
         tables: dict[str, TablePlan] = {}
         for topic, table_states in states.items():
-            self._emit(routes[topic], table_states, tables, dead)
+            self._emit(routes[topic], table_states, tables, dead, pre_delete.get(topic) or {})
         plan = BatchPlan(tables, dead, offsets)
         plan.records = seen
         plan.changes = changes
@@ -368,7 +380,8 @@ class Planner:
         return plan
 
     def _emit(self, route: _Route, table_states: dict[Any, tuple[ChangeEvent, dict[str, Any] | None]],
-              tables: dict[str, TablePlan], dead: list[DeadLetter]) -> None:
+              tables: dict[str, TablePlan], dead: list[DeadLetter],
+              pre_delete: dict[Any, dict[str, Any]] | None = None) -> None:
         table = route.table
         targets = route.targets
         plans = []
@@ -379,7 +392,8 @@ class Planner:
             plans.append(tp)
         pairs = tuple(zip(targets, plans, strict=True))
         decode_row = table.row_decoder
-        for ev, after in table_states.values():
+        pre_delete = pre_delete or {}
+        for raw_key, (ev, after) in table_states.items():
             ts = _ts(ev.source_ts_ms)
             if after is None:  # delete
                 try:
@@ -389,8 +403,22 @@ class Planner:
                     for t, _ in pairs:
                         dead.append(_dead_letter(ev, stage, str(exc), t.physical_name))
                     continue
+                image = pre_delete.get(raw_key)
+                decoded_image = None
+                if image is not None:
+                    try:
+                        decoded_image = decode_row(image)
+                        if _UNAV in decoded_image.values():
+                            decoded_image = None
+                    except Exception:  # noqa: BLE001 - the image is optional; the delete still applies
+                        decoded_image = None
                 for t, tp in pairs:
                     tp.deletes.append((tuple([skey[i] for i in t.key_order]), ev.position, ts))
+                    if decoded_image is not None:
+                        try:
+                            tp.delete_images[len(tp.deletes) - 1] = t.build(decoded_image, ev.position, ts, "d")
+                        except Exception:  # noqa: BLE001 - an invalid image only loses the soft-delete values
+                            pass
                 continue
             position, op = ev.position, ev.op.value  # type: ignore[union-attr]
             try:
