@@ -17,8 +17,13 @@ import time
 from pathlib import Path
 
 
-def run(topic: str, backend: str, batch: int, target: str, targets: list[str] | None = None,
-        profile: str | None = None) -> dict:
+def run(topic: str | None, backend: str, batch: int, target: str, targets: list[str] | None = None,
+        profile: str | None = None, routes: dict[str, str] | None = None,
+        until_counts: dict[str, int] | None = None) -> dict:
+    """Apply from offset 0 until caught up; or, with `until_counts` ({contract table: live rows}),
+    stream until every listed table holds that many rows (snapshot benchmark: the topics are still
+    being written while we read). `routes` maps benchmark topics to the projection topic they stand
+    for (default: `topic` → orders.public.orders)."""
     from pipelines.apply.duckdb_backend import DuckDbBackend
     from pipelines.apply.postgres_backend import PostgresBackend
     from pipelines.apply.runner import load_parts
@@ -31,19 +36,28 @@ def run(topic: str, backend: str, batch: int, target: str, targets: list[str] | 
 
     settings = Settings.load()
     parts = load_parts()
-    orders = load_projections(REPO_ROOT / "connectors")["orders.public.orders"]
-    if targets:
-        orders = dataclasses.replace(orders, targets=tuple(t for t in orders.targets if t.physical_name in targets))
-    parts.planner = Planner({topic: orders}, parts.contracts)
-    parts.source_tables = {topic: orders.source_table}
+    projections = load_projections(REPO_ROOT / "connectors")
+    routes = routes or {topic: "orders.public.orders"}
+    chosen = {}
+    for bench_topic, real in routes.items():
+        proj = projections[real]
+        if targets:
+            proj = dataclasses.replace(proj, targets=tuple(t for t in proj.targets if t.physical_name in targets))
+        chosen[bench_topic] = proj
+    parts.planner = Planner(chosen, parts.contracts)
+    parts.source_tables = {t: p.source_table for t, p in chosen.items()}
+    prefixes = {t.split(".")[0] for t in chosen}
     be = DuckDbBackend(Path(target)) if backend == "duckdb" else PostgresBackend(pg_conninfo(settings, target))
     be.ensure_schema(list(parts.contracts.values()))
-    group = f"{topic}-{Path(target).stem}"
+    group = f"bench-{Path(target).stem}"
     first: list[float] = []
+
+    first_wall: list[float] = []
 
     def plan(records):
         if not first:
             first.append(time.monotonic())
+            first_wall.append(time.time())
         return parts.plan(records)
 
     prof = None
@@ -52,12 +66,25 @@ def run(topic: str, backend: str, batch: int, target: str, targets: list[str] | 
 
         prof = cProfile.Profile()
     t0 = time.monotonic()
-    consumer = ChangeConsumer(settings.kafka_bootstrap, group, [topic.split(".")[0]],
+    consumer = ChangeConsumer(settings.kafka_bootstrap, group, prefixes,
                               lambda: be.stored_offsets(group), max_records=batch)
-    worker = Worker(be, consumer, plan, group, say=lambda m: print(m, file=sys.stderr), status_every=10.0)
+    done_at: list[float] = []
+    worker: Worker
+
+    def check(applied: bool) -> None:
+        if not applied or not until_counts:
+            return
+        for table, n in until_counts.items():
+            if int(be.query(f"SELECT count(*) FROM reporting.{table} WHERE _deleted_at IS NULL")[0][0]) < n:
+                return
+        done_at.append(time.time())
+        worker.stop()
+
+    worker = Worker(be, consumer, plan, group, say=lambda m: print(m, file=sys.stderr), status_every=10.0,
+                    after_batch=check)
     if prof:
         prof.enable()
-    stats = worker.run(until_caught_up=True, install_signals=False)
+    stats = worker.run(until_caught_up=not until_counts, install_signals=False)
     if prof:
         prof.disable()
     t1 = time.monotonic()
@@ -71,7 +98,8 @@ def run(topic: str, backend: str, batch: int, target: str, targets: list[str] | 
             "seconds_wall": round(t1 - t0, 2), "seconds_active": round(active, 2),
             "events_per_s": round(stats.events / max(active, 1e-9)),
             "events_per_s_wall": round(stats.events / max(t1 - t0, 1e-9)), "rows_final": rows,
-            "dead_letters": stats.dead_letters}
+            "dead_letters": stats.dead_letters, "first_record_at": first_wall[0] if first_wall else None,
+            "done_at": done_at[0] if done_at else time.time()}
 
 
 def main() -> None:
