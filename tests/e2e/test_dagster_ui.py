@@ -77,6 +77,34 @@ def failure_messages(url: str, run_id: str) -> str:
     return "\n".join(e.get("message") or "" for e in events if "Failure" in e["__typename"])[-3000:]
 
 
+def step_intervals(url: str, run_id: str) -> list[tuple[str, float, float]]:
+    data = gql(url, """query($id: ID!) { runOrError(runId: $id) { ... on Run {
+        stepStats { stepKey startTime endTime } } } }""", {"id": run_id})
+    return [(s["stepKey"], s["startTime"], s["endTime"]) for s in data["runOrError"]["stepStats"]
+            if s["startTime"] and s["endTime"]]
+
+
+def queue_wait(url: str, run_id: str) -> float:
+    data = gql(url, """query($id: ID!) { runOrError(runId: $id) { ... on Run { creationTime startTime } } }""",
+               {"id": run_id})["runOrError"]
+    return (data["startTime"] or data["creationTime"]) - data["creationTime"]
+
+
+def all_messages(url: str, run_id: str) -> str:
+    data = gql(url, """query($id: ID!) { logsForRun(runId: $id, limit: 1000) { ... on EventConnection {
+        events { ... on MessageEvent { message } } } } }""", {"id": run_id})
+    return "\n".join(e.get("message") or "" for e in (data["logsForRun"] or {}).get("events") or [])
+
+
+def assert_no_overlap(url: str, run_a: str, run_b: str) -> None:
+    """Every step of both runs is in the reporting_db_writer pool (limit 1): none may run at the same time."""
+    a, b = step_intervals(url, run_a), step_intervals(url, run_b)
+    assert a and b
+    for ka, sa, ea in a:
+        for kb, sb, eb in b:
+            assert ea <= sb or eb <= sa, f"{ka} ({sa:.1f}-{ea:.1f}) overlaps {kb} ({sb:.1f}-{eb:.1f})"
+
+
 def graph_url(url: str, selection: str) -> str:
     return f"{url}/asset-groups~{urllib.parse.quote(selection)}/"
 
@@ -152,6 +180,9 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
                          "fct_daily_revenue"):
                 page.locator("foreignObject").get_by_text(name, exact=True).first.wait_for()
 
+            # A second catch-up holds the reporting_db_writer pool while the dbt run is launched: they take turns.
+            second_ingest = launch_job(url, "ingest_job")
+
             # Materialize the dbt assets from the UI: select them, click, confirm if asked.
             page.goto(graph_url(url, 'group:"dbt_staging" or group:"dbt_marts"'), wait_until="networkidle")
             page.get_by_role("button", name="Materialize all").click()
@@ -176,6 +207,11 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
             assert "dbt/fct_orders_v2" in paths and "dbt/stg_orders" in paths
             status = wait_run(url, run["runId"], 600)
             assert status == "SUCCESS", failure_messages(url, run["runId"])
+            assert wait_run(url, second_ingest, 300) == "SUCCESS", failure_messages(url, second_ingest)
+            assert_no_overlap(url, second_ingest, run["runId"])
+            waited = queue_wait(url, run["runId"])
+            if waited > 40:  # the pool_wait_sensor ticks every 15 s: a long wait must carry its explanation
+                assert "Waiting for pool reporting_db_writer" in all_messages(url, run["runId"])
 
             shot = ARTIFACTS / "dagster-asset-graph.png"
             graph_screenshot(browser, url, shot)  # after the run: statuses included
