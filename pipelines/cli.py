@@ -317,6 +317,22 @@ def status(group: str = typer.Option("reporting-pipeline")) -> None:
                    "?" if pl.end_offset is None else f"{pl.end_offset:,}", "?" if pl.lag is None else f"{pl.lag:,}")
     console.print(lt)
     _say(f"events/s over the last minute: {rate:,.1f}")
+    from pipelines.stack.manager import Stack
+    from pipelines.stack.slots import slot_statuses, wal_warn_threshold
+
+    try:
+        slots = slot_statuses(Stack(settings))
+    except Exception as exc:  # noqa: BLE001 - a source down is a status line, not a crash
+        slots = []
+        _say(f"[yellow]replication slots unknown: {exc}[/]")
+    threshold = wal_warn_threshold()
+    for slot in slots:
+        warning = slot.warning(threshold)
+        if warning:
+            _say(f"[bold yellow]warning:[/] {warning}")
+        else:
+            _say(f"slot {slot.service}/{slot.slot}: {'active' if slot.active else 'inactive'}, "
+                 f"{slot.retained_bytes / 2**20:,.1f} MB WAL retained")
 
 
 @app.command("reconcile")
