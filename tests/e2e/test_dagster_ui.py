@@ -231,8 +231,12 @@ SIGNAL_CONFIG = {  # what docs/dagster.md asks connectors/<service>/connector.js
 }
 
 
+LAST = ("last", "last_in_data_collection")
+
+
 def snapshot_reads(bootstrap: str, topic: str, start: dict, timeout: float) -> list[dict]:
-    """Snapshot reads (op=r) on `topic` after offsets `start`."""
+    """Snapshot reads (op=r) on `topic` after offsets `start`, until the snapshot's last record (so the
+    connector streams again before the test restores its config)."""
     import json
 
     from kafka import KafkaConsumer, TopicPartition
@@ -245,7 +249,7 @@ def snapshot_reads(bootstrap: str, topic: str, start: dict, timeout: float) -> l
             consumer.seek(tp, start.get(tp.partition, 0))
         deadline = time.monotonic() + timeout
         found: list[dict] = []
-        while time.monotonic() < deadline and not found:
+        while time.monotonic() < deadline and not any(v["source"].get("snapshot") in LAST for v in found):
             for records in consumer.poll(timeout_ms=1000).values():
                 for rec in records:
                     value = json.loads(rec.value) if rec.value else None
@@ -313,6 +317,7 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
                 conn.execute("UPDATE orders SET modified_ts = now() WHERE terms_snapshot = 'resnapshot'")
             reads = snapshot_reads(settings.kafka_bootstrap, topic, ends, timeout=120)
             assert reads, "Debezium sent no snapshot reads after the signal"
+            assert reads[-1]["source"]["snapshot"] in LAST, "the snapshot did not finish in time"
             assert {r["after"]["terms_snapshot"] for r in reads} >= {"resnapshot"}
         finally:
             client.apply(original)
