@@ -127,6 +127,9 @@ def stack_down() -> None:
     from pipelines.stack.manager import Stack, leftover_processes
 
     stack = Stack()
+    from pipelines.ui import stop_ui
+
+    stop_ui(stack.settings, say=_say)
     stack.down(say=_say)
     left = leftover_processes(stack.settings)
     if left:
@@ -365,6 +368,18 @@ def bench_apply_cmd(
 
     bench_apply(events=events, keys=keys, backends=tuple(backend or ("duckdb", "postgres")), batch=batch, seed=seed,
                 say=_say)
+
+
+@app.command("ui")
+@friendly
+def ui(stop: bool = typer.Option(False, "--stop", help="Stop the webserver and daemon instead.")) -> None:
+    """Start the Dagster webserver + daemon on loopback (DAGSTER_HOME in the state folder); print the URL."""
+    from pipelines.ui import start_ui, stop_ui
+
+    if stop:
+        stop_ui(Settings.load(), say=_say)
+    else:
+        start_ui(Settings.load(), say=_say)
 
 
 # --------------------------------------------------------------------------- estate traffic

@@ -19,7 +19,9 @@ from pipelines.stack.mariadb import MARIADBD
 from pipelines.stack.postgres import PG_BIN
 
 DEBIAN_PACKAGES = {"postgresql-15": PG_BIN / "initdb", "mariadb-server": Path(MARIADBD),
-                   "mariadb-client": Path("/usr/bin/mariadb")}
+                   "mariadb-client": Path("/usr/bin/mariadb"),
+                   # the Dagster UI test drives Debian's browser (Playwright cannot download its own here)
+                   "chromium": Path("/usr/bin/chromium")}
 
 
 def missing_packages() -> list[str]:
