@@ -88,4 +88,7 @@ def reconcile_all(settings: Settings) -> list:
 
     results = [r for r in reconcile(settings) if not r.skipped]
     assert results, "nothing was reconciled"
+    rows = sum(r.source_rows for r in results)
+    diffs = sum(r.differences for r in results)
+    print(f"reconcile: {len(results)} tables, {rows:,} source rows compared, {diffs} difference(s)")
     return [r for r in results if not r.ok]
