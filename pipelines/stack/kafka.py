@@ -48,6 +48,11 @@ def java_bin() -> str:
     return found
 
 
+def _write_props(path: Path, props: dict[str, str]) -> Path:
+    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    return path
+
+
 def _jvm_cmd(settings: Settings, heap: str, log4j: Path, main: str, *args: str) -> list[str]:
     cp = str(settings.jvm_dir / "runtime" / "kafka" / "*")
     return [java_bin(), f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
@@ -90,9 +95,7 @@ class KafkaBroker:
             "log.retention.hours": "168",
             "log.segment.bytes": "268435456",
         }
-        path = self.root / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        return path
+        return _write_props(self.root / "server.properties", props)
 
     def _log4j(self) -> Path:
         path = self.root / "log4j2.properties"
@@ -100,8 +103,7 @@ class KafkaBroker:
         return path
 
     def running_pid(self) -> int | None:
-        pid = proc.read_pid(self.pid_file)
-        return pid if pid and proc.pid_alive(pid) else None
+        return proc.live_pid(self.pid_file)
 
     def start(self) -> bool:
         if self.running_pid():
@@ -174,13 +176,10 @@ class ConnectWorker:
             "producer.linger.ms": "5",
             "producer.batch.size": "262144",
         }
-        path = self.root / "connect-distributed.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        return path
+        return _write_props(self.root / "connect-distributed.properties", props)
 
     def running_pid(self) -> int | None:
-        pid = proc.read_pid(self.pid_file)
-        return pid if pid and proc.pid_alive(pid) else None
+        return proc.live_pid(self.pid_file)
 
     def start(self) -> bool:
         if self.running_pid():

@@ -90,6 +90,12 @@ def read_pid(pid_file: Path) -> int | None:
         return None
 
 
+def live_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` if that process is alive, else None."""
+    pid = read_pid(pid_file)
+    return pid if pid and pid_alive(pid) else None
+
+
 def spawn(cmd: Sequence[str], log: Path, pid_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     """Start a long-running process detached from us (own session), output to `log`, pid to `pid_file`."""
     log.parent.mkdir(parents=True, exist_ok=True)
