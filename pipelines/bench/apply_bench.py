@@ -43,7 +43,7 @@ from pipelines.bench.stats import median, ratio, spread
 from pipelines.bench.workload import FinalState, orders_changes, with_schemas
 from pipelines.settings import REPO_ROOT, Settings
 
-BEST_SINK = SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True, unnest_insert=True)
+BEST_SINK = SinkSettings(batch_size=20000, max_poll_records=20000, reduction_buffer=True, unnest_insert=True)
 """The best JDBC sink setting found by `tune_sink` (bench/results/sink-tuning-*.json); used by default."""
 
 
@@ -272,7 +272,13 @@ def tune_sink(events: int = 200_000, keys: int = 40_000, candidates: Sequence[Si
                 db = f"{tag}_c{i}_r{rep}"
                 dbs.append(db)
                 la = loadavg()
-                r = asdict(run_sink(settings, schema, db, cand, totals, events, say))
+                try:
+                    r = asdict(run_sink(settings, schema, db, cand, totals, events, say))
+                except RuntimeError as exc:
+                    say(f"  [{cand.label()}]: FAILED: {exc}")
+                    runs.append({"settings_label": cand.label(), "candidate": asdict(cand), "rep": rep,
+                                 "failed": str(exc), "loadavg_before": la})
+                    continue
                 r.update({"candidate": asdict(cand), "rep": rep, "loadavg_before": la})
                 say(f"  [{cand.label()}]: {r['events_per_s']:,} ev/s active, {r['events_per_s_wall']:,} wall, "
                     f"Connect CPU {r['processes']['connect']['cpu_s']}s")
@@ -282,7 +288,8 @@ def tune_sink(events: int = 200_000, keys: int = 40_000, candidates: Sequence[Si
         drop_pg_databases(settings, dbs)
     by_label: dict[str, list[float]] = {}
     for r in runs:
-        by_label.setdefault(r["settings_label"], []).append(r["events_per_s"])
+        if "failed" not in r:
+            by_label.setdefault(r["settings_label"], []).append(r["events_per_s"])
     table = {k: spread(v) for k, v in by_label.items()}
     best = max(table, key=lambda k: table[k]["median"])
     doc = {"settings": {"events": events, "keys": keys, "reps": reps, "seed": seed, "topic": schema},
@@ -297,8 +304,12 @@ def default_candidates() -> list[SinkSettings]:
         SinkSettings(),  # the connector's defaults: batch.size 500, max.poll.records 500
         SinkSettings(batch_size=2000, max_poll_records=2000),
         SinkSettings(batch_size=5000, max_poll_records=5000),
+        # reWriteBatchedInserts without the reduction buffer fails: two upserts of one key in a rewritten
+        # multi-row INSERT → "ON CONFLICT DO UPDATE command cannot affect row a second time"
         SinkSettings(batch_size=5000, max_poll_records=5000, rewrite_batched=True),
+        SinkSettings(batch_size=2000, max_poll_records=2000, reduction_buffer=True),
         SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True),
+        SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True, rewrite_batched=True),
         SinkSettings(batch_size=5000, max_poll_records=5000, reduction_buffer=True, unnest_insert=True),
         SinkSettings(batch_size=20000, max_poll_records=20000, reduction_buffer=True, unnest_insert=True),
     ]
@@ -308,3 +319,54 @@ def bench_apply(events: int = 1_000_000, keys: int = 200_000, backends: tuple[st
                 batch: int = 50_000, seed: int = 1, say: Say = print) -> dict:
     """The `reporting bench apply` entry point (kept): our backends only, one repetition."""
     return bench_peer(events=events, keys=keys, reps=1, backends=backends, sink=None, batch=batch, seed=seed, say=say)
+
+
+def profile_ours(events: int = 200_000, keys: int = 40_000, backends: Sequence[str] = ("postgres", "duckdb"),
+                 batch: int = 50_000, seed: int = 1, top: int = 25, say: Say = print) -> dict:
+    """cProfile of our pipeline applying a pre-filled stream (never a timed run: cProfile slows Python
+    code ~1.5-2×); writes bench/results/profile-<stamp>.json with the top functions by own time and
+    by cumulative time per backend, and the share of wall time spent in each stage."""
+    import io
+    import pstats
+
+    settings = Settings.load()
+    at = stamp()
+    tag = f"prof{int(time.time())}"
+    plain, _schema, _state = prefill(settings, tag, events, keys, seed, say)
+    out: dict = {"settings": {"events": events, "keys": keys, "batch": batch, "seed": seed},
+                 "loadavg_start": loadavg(), "profiles": {}}
+    for backend in backends:
+        prof_path = str(settings.state_dir / "bench" / f"{tag}-{backend}.prof")
+        target = f"{tag}_pg" if backend == "postgres" else str(settings.state_dir / "bench" / f"{tag}_duck.duckdb")
+        r = run_ours(settings, plain, backend, batch, target, say, profile=prof_path)
+        st = pstats.Stats(prof_path)
+        total = st.total_tt
+
+        def rows(sort: str, st=st, total=total) -> list[dict]:
+            st.sort_stats(sort)
+            res = []
+            for func in st.fcn_list[:top]:
+                cc, nc, tt, ct, _callers = st.stats[func]
+                res.append({"function": f"{func[0].replace(str(REPO_ROOT) + '/', '')}:{func[1]}({func[2]})",
+                            "calls": nc, "own_s": round(tt, 2), "cumulative_s": round(ct, 2),
+                            "own_pct": round(100 * tt / total, 1), "cumulative_pct": round(100 * ct / total, 1)})
+            return res
+
+        buf = io.StringIO()
+        pstats.Stats(prof_path, stream=buf).sort_stats("tottime").print_stats(top)
+        out["profiles"][backend] = {"run": r, "total_s": round(total, 2), "by_own_time": rows("tottime"),
+                                    "by_cumulative": rows("cumulative")}
+        (settings.state_dir / "bench" / f"{tag}-{backend}.txt").write_text(buf.getvalue())
+        say(f"profile {backend}: top own time: " + "; ".join(
+            f"{x['function'].split('/')[-1]} {x['own_pct']}%" for x in out["profiles"][backend]["by_own_time"][:8]))
+        if backend == "postgres":
+            drop_pg_databases(settings, [target])
+        else:
+            for suffix in ("", ".wal"):
+                try:
+                    os.unlink(target + suffix)
+                except FileNotFoundError:
+                    pass
+    path = write_results("profile", out, at)
+    say(f"results: {path.relative_to(REPO_ROOT)}")
+    return out

@@ -93,6 +93,7 @@ class Probes:
         self.done: list[Probe] = []
         self.lock = threading.Lock()
         self._halt = threading.Event()
+        self._halt_writer = threading.Event()
         self._threads: list[threading.Thread] = []
         self.hz = 5.0
         self._next = 0
@@ -109,10 +110,10 @@ class Probes:
 
     def _writer(self) -> None:
         nxt = time.monotonic()
-        while not self._halt.is_set():
+        while not self._halt_writer.is_set():
             self.update_once()
             nxt += 1.0 / self.hz
-            self._halt.wait(max(0.0, nxt - time.monotonic()))
+            self._halt_writer.wait(max(0.0, nxt - time.monotonic()))
 
     def _kafka_watch(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
@@ -181,6 +182,7 @@ class Probes:
     def start(self, hz: float) -> None:
         self.hz = hz
         self._halt.clear()
+        self._halt_writer.clear()
         self._threads = [threading.Thread(target=f, daemon=True) for f in (self._kafka_watch, self._visible_watch)]
         for t in self._threads:
             t.start()
@@ -189,7 +191,12 @@ class Probes:
         w.start()
         self._threads.append(w)
 
+    def stop_writing(self) -> None:
+        """No more probe updates; the watchers go on until `stop` (so late probes are still seen)."""
+        self._halt_writer.set()
+
     def stop(self) -> None:
+        self._halt_writer.set()
         self._halt.set()
         for t in self._threads:
             t.join(timeout=10)
@@ -419,12 +426,14 @@ def _step(settings, stream, offsets, probes, rate_ops, step_s, workers, probe_hz
         t_sim1 = time.monotonic() - t_base
     wall_to = time.time()
     ts_to = dt.datetime.now(dt.UTC)
-    probes.stop()
+    probes.stop_writing()
     drained = None
     try:
         drained = _wait_caught_up(offsets, drain_timeout, say, settle=1.0)
     except RuntimeError:
         say("  backlog did not drain in time")
+    time.sleep(1.0)  # the visibility poller's last round
+    probes.stop()
     stop.set()
     watcher.join()
     processes = sampler.stop()

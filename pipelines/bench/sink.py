@@ -168,7 +168,9 @@ def run_sink(settings: Settings, topic: str, dbname: str, s: SinkSettings, expec
             if now - last_say > 10:
                 st = client.status(name)
                 if st.state == "FAILED" or any(x == "FAILED" for _, x in st.tasks):
-                    raise RuntimeError(f"JDBC sink FAILED: {(st.trace or '').strip().splitlines()[:1]}")
+                    trace = (st.trace or "").strip().splitlines()
+                    cause = next((ln for ln in reversed(trace) if ln.startswith("Caused by")), trace[0] if trace else "")
+                    raise RuntimeError(f"JDBC sink FAILED: {cause[:300]}")
                 say(f"  sink [{s.label()}]: {rows:,} rows after {now - t0:.0f}s")
                 last_say = now
             time.sleep(poll_s)
