@@ -43,12 +43,6 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, linger_ms=20)
-    for key, value in orders_changes(60_000, n_keys=8_000, seed=5):
-        producer.send(topic, key=key, value=value)  # same key → same partition: per-key order kept
-    producer.flush()
-    producer.close()
-
     parts = load_parts()
     orders = load_projections(REPO_ROOT / "connectors")["orders.public.orders"]
     parts.planner = Planner({topic: orders}, parts.contracts)
@@ -71,6 +65,17 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
+    # both members must be in the group (one partition each) before any event exists, or on a slow
+    # machine the first member could finish everything before the second joins
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and sorted(len(w.consumer.assignment()) for w, _b in workers) != [1, 1]:
+        time.sleep(0.2)
+    assert sorted(len(w.consumer.assignment()) for w, _b in workers) == [1, 1]
+    producer = KafkaProducer(bootstrap_servers=stack.settings.kafka_bootstrap, linger_ms=20)
+    for key, value in orders_changes(60_000, n_keys=8_000, seed=5):
+        producer.send(topic, key=key, value=value)  # same key → same partition: per-key order kept
+    producer.flush()
+    producer.close()
     # stream mode: both members join the group and Kafka splits the partitions between them;
     # stop both once the stored offsets reach the end of both partitions
     from kafka import KafkaConsumer, TopicPartition
