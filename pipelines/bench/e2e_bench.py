@@ -160,7 +160,7 @@ class Probes:
             admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
             try:
                 while not self._halt.wait(0.1):
-                    offs = admin.list_consumer_group_offsets(GROUP)
+                    offs = admin.list_group_offsets({GROUP: None}).get(GROUP, {})
                     now = time.time()
                     nxt = next((o.offset for tp, o in offs.items() if tp.topic == "orders.public.orders"), -1)
                     self._mark(lambda _k, p, nxt=nxt: p.offset is not None and nxt > p.offset, now)
@@ -235,7 +235,7 @@ class Offsets:
     def ends_and_committed(self) -> tuple[int, int]:
         parts = self._partitions()
         ends = self.consumer.end_offsets(parts) if parts else {}
-        committed = self.admin.list_consumer_group_offsets(GROUP)
+        committed = self.admin.list_group_offsets({GROUP: None}).get(GROUP, {})
         e = sum(ends.values())
         c = sum(committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0 for tp in parts)
         return e, c
