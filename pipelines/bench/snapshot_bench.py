@@ -70,7 +70,7 @@ def prepare_estate(settings: Settings, orders: int, seed: int, say: Say) -> dict
     load = None
     if have < orders:
         say(f"bulk-loading {orders - have:,} orders into orders{SUFFIX} (have {have:,}) ...")
-        report = simulator.bulk_load(urls, orders - have, seed=seed, progress=False)
+        report = simulator.bulk_load(urls, orders - have, seed=seed, progress=True)
         load = {"rows": report.rows, "seconds": round(report.elapsed_s, 1)}
         say(f"  {report.summary()}")
     with psycopg.connect(pg_url) as conn:
