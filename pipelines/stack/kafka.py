@@ -115,7 +115,7 @@ class KafkaBroker:
         props, log4j = self._props(), self._log4j()
         if not (self.root / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            proc.run(_jvm_cmd(s, "256m", log4j, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            proc.run(_jvm_cmd(s, "256m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
                               "-c", str(props)), "kafka: format storage (KRaft)")
         pid = proc.spawn(_jvm_cmd(s, s.kafka_heap, log4j, "kafka.Kafka", str(props)),
                          self.root / "kafka.stdout", self.pid_file)
