@@ -21,12 +21,12 @@ def _plt():
     return plt
 
 
-def _save(fig, kind: str, at: str) -> Path:
+def _save(fig, kind: str, at: str, latest: str | None = None) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     IMG_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{kind}-{at}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    shutil.copyfile(path, IMG_DIR / f"bench-{kind}.png")
+    shutil.copyfile(path, IMG_DIR / f"bench-{latest or kind}.png")
     return path
 
 
@@ -78,7 +78,7 @@ def plot_e2e(doc: dict, at: str) -> Path:
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3)
     ax2.set_title(f"Throughput per step ({doc['settings']['backend']} backend)", fontsize=10)
-    return _save(fig, "e2e", at)
+    return _save(fig, "e2e", at, latest=f"e2e-{doc['settings']['backend']}")
 
 
 def plot_snapshot(doc: dict, at: str) -> Path:
