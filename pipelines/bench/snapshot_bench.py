@@ -10,6 +10,13 @@ connectors/orders/connector.json with its own topic prefix, slot and database); 
 - complete: registration → reporting.orders_v2 and order_lines_v1 hold every source row;
 rows/s = (orders + order lines) / seconds. Per-process CPU and RSS for the pipeline, Connect, Kafka,
 the orders and reporting databases. Afterwards the connector, its slot and its topics are removed.
+
+Operational warning: the bulk load writes several GB of WAL on the service clusters (1M orders: the
+orders database is 5.6 GB). The stack's own connectors' slots on those clusters must read through
+all of it (decoding skips other databases' changes, but not reading them); with the stack's
+`max_slot_wal_keep_size = 4GB` the orders connector's slot was invalidated (`wal_status = lost`)
+during the 1M-order run, and that connector streams nothing afterwards. Run this benchmark last on
+a stack, then `reporting stack reset`; `bench_snapshot` checks the slots at the end and says so.
 """
 
 from __future__ import annotations
@@ -174,15 +181,28 @@ def bench_snapshot(orders: int = 1_000_000, backend: str = "duckdb", batch: int 
         f"{processes['pipeline']['peak_rss_mb']} MB, CPU {processes['pipeline']['cpu_s']}s; Connect CPU "
         f"{processes['connect']['cpu_s']}s")
     _cleanup(settings, Stack(settings), slot, topics, backend, target, say)
+    lost = _lost_slots(Stack(settings))
+    if lost:
+        say(f"  [yellow]replication slots invalidated by the bulk load's WAL: {', '.join(lost)}; the stack's "
+            "connectors on them stream nothing more: `reporting stack reset` before other benchmarks[/]")
     doc = {"settings": {"orders": orders, "backend": backend, "batch": batch, "seed": seed, "connector": spec,
                         "source": source}, "loadavg_start": load_start, "loadavg_before_register": la,
-           "result": result}
+           "result": result, "slots_lost_afterwards": lost}
     path = write_results("snapshot", doc, at)
     from pipelines.bench.plot import plot_snapshot
 
     png = plot_snapshot(doc, at)
     say(f"results: {path.relative_to(REPO_ROOT)}; plot {png.relative_to(REPO_ROOT)}")
     return doc
+
+
+def _lost_slots(st) -> list[str]:
+    """`<cluster>:<slot>` of every replication slot whose WAL was removed (wal_status = lost)."""
+    lost = []
+    for svc, cluster in st.pg.items():
+        out = cluster.psql("SELECT slot_name FROM pg_replication_slots WHERE wal_status = 'lost'")
+        lost += [f"{svc}:{name}" for name in out.split()]
+    return lost
 
 
 def _cleanup(settings: Settings, st, slot: str, topics: list[str], backend: str, target: str, say: Say) -> None:
