@@ -110,13 +110,43 @@ def graph_url(url: str, selection: str) -> str:
 
 
 def dismiss_overlays(page) -> None:
-    """Close whatever modal Dagster put up (a tip, a dialog): its backdrop would swallow the next click."""
+    """Close whatever modal Dagster put up (the community pop-up, a tip): its backdrop would swallow clicks.
+
+    Tries a close-like button in the dialog, then Escape, then a click on the backdrop itself; records
+    the dialog's text in the test artifacts so an unexpected one can be identified."""
+    import re
+
     backdrop = page.locator(".bp5-overlay-backdrop")
-    for _ in range(4):
+    for _ in range(6):
         if not backdrop.count() or not backdrop.first.is_visible():
             return
-        page.keyboard.press("Escape")
-        page.wait_for_timeout(300)
+        dialog = page.locator(".bp5-overlay-content, .bp5-dialog").first
+        try:
+            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / "dagster-dismissed-dialogs.txt").open("a").write(dialog.inner_text(timeout=2000)[:500] + "\n--\n")
+        except Exception:  # noqa: BLE001 - diagnostics only
+            pass
+        close = dialog.get_by_role("button", name=re.compile(r"close|dismiss|skip|no thanks|got it|not now|done",
+                                                               re.IGNORECASE))
+        if close.count():
+            close.first.click(timeout=5_000, force=True)
+        else:
+            page.keyboard.press("Escape")
+        page.wait_for_timeout(500)
+        if backdrop.count() and backdrop.first.is_visible():
+            backdrop.first.click(position={"x": 5, "y": 5}, timeout=5_000, force=True)
+            page.wait_for_timeout(500)
+
+
+def hide_navigation(page) -> None:
+    """Cosmetic: more room for the graph."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    dismiss_overlays(page)
+    try:
+        page.get_by_text("Hide navigation").click(timeout=10_000)
+    except PlaywrightTimeout:
+        pass
 
 
 def graph_menu(page, item: str) -> None:
@@ -141,7 +171,7 @@ def graph_screenshot(browser, url: str, path: Path) -> None:
         page.goto(graph_url(url, SHOWN), wait_until="networkidle")
         graph_menu(page, "Change graph to vertical orientation")
         graph_menu(page, "Expand all groups")
-        page.get_by_text("Hide navigation").click()
+        hide_navigation(page)
         page.reload(wait_until="networkidle")  # lays the expanded graph out to fit the canvas
         page.locator("foreignObject").get_by_text("fct_orders_v2", exact=True).first.wait_for()
         page.wait_for_timeout(1500)
@@ -190,7 +220,7 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
             page.set_default_timeout(60_000)
             # The asset graph: the orders service (connector + contract tables) and every dbt model.
             page.goto(graph_url(url, SHOWN), wait_until="networkidle")
-            page.get_by_text("Hide navigation").click()
+            hide_navigation(page)
             graph_menu(page, "Change graph to vertical orientation")
             graph_menu(page, "Expand all groups")
             page.reload(wait_until="networkidle")
@@ -203,6 +233,7 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
 
             # Materialize the dbt assets from the UI: select them, click, confirm if asked.
             page.goto(graph_url(url, 'group:"dbt_staging" or group:"dbt_marts"'), wait_until="networkidle")
+            dismiss_overlays(page)
             page.get_by_role("button", name="Materialize all").click()
             confirm = page.get_by_role("button", name="Confirm")
             deadline = time.monotonic() + 15
