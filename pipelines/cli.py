@@ -382,6 +382,45 @@ def ui(stop: bool = typer.Option(False, "--stop", help="Stop the webserver and d
         start_ui(Settings.load(), say=_say)
 
 
+@bench_app.command("peer")
+@friendly
+def bench_peer_cmd(
+    events: int = typer.Option(1_000_000, help="Change events pre-filled into the topic."),
+    keys: int = typer.Option(200_000, help="Distinct order ids the events touch."),
+    reps: int = typer.Option(3, help="Repetitions (order rotated); medians and per-repetition ratios."),
+    seed: int = typer.Option(1),
+) -> None:
+    """Ours (PostgreSQL, DuckDB) side by side with Debezium's JDBC sink on the same events; rows compared."""
+    from pipelines.bench.apply_bench import bench_peer
+
+    bench_peer(events=events, keys=keys, reps=reps, seed=seed, say=_say)
+
+
+@bench_app.command("e2e")
+@friendly
+def bench_e2e_cmd(
+    rates: str = typer.Option("250,500,1000,1500,2000", help="Simulator rates (ops/s) of the ladder."),
+    step_s: float = typer.Option(60.0, help="Seconds per rate."),
+    backend: str = typer.Option("postgres", help="Reporting backend for the stream."),
+) -> None:
+    """Simulator at increasing rates with `reporting stream` running: latency percentiles, sustained rate."""
+    from pipelines.bench.e2e_bench import bench_e2e
+
+    bench_e2e(rates=tuple(float(r) for r in rates.split(",")), step_s=step_s, backend=backend, say=_say)
+
+
+@bench_app.command("snapshot")
+@friendly
+def bench_snapshot_cmd(
+    orders: int = typer.Option(1_000_000, help="Orders bulk-loaded before a fresh connector snapshots them."),
+    backend: str = typer.Option("duckdb", help="Reporting backend."),
+) -> None:
+    """Bulk-load N orders, register a fresh connector, time until the contract table is complete."""
+    from pipelines.bench.snapshot_bench import bench_snapshot
+
+    bench_snapshot(orders=orders, backend=backend, say=_say)
+
+
 # --------------------------------------------------------------------------- estate traffic
 @app.command("simulate")
 @friendly
