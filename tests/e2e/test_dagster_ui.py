@@ -155,12 +155,16 @@ def graph_menu(page, item: str) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     dismiss_overlays(page)
+    # the graph's own settings button exists only once the graph has rendered; before that, the last
+    # "settings" icon on the page is the navigation's (it opens the User settings dialog instead)
+    page.locator("foreignObject").first.wait_for(timeout=120_000)
     try:
         page.locator('[aria-label="settings"]').last.click(timeout=10_000)
         page.get_by_role("menuitem", name=item).first.click(timeout=10_000)
     except PlaywrightTimeout:
         pass
     page.keyboard.press("Escape")
+    dismiss_overlays(page)
 
 
 def graph_screenshot(browser, url: str, path: Path) -> None:
