@@ -41,6 +41,9 @@ from pipelines.bench.stats import latency_summary, rate, sustained
 from pipelines.settings import REPO_ROOT, SERVICES, Settings
 
 GROUP = "reporting-pipeline"
+"""Default group; each e2e run uses its own (`bench-e2e-<stamp>`): Kafka's committed offsets are only
+the pipeline's advisory hint, shared by every backend that ran under one group name, so a reused
+group would show a fresh reporting DB as caught up while it re-reads everything."""
 PROBE_CHANNEL = "bench-probe"
 PREFIXES = tuple(SERVICES)
 
@@ -71,12 +74,13 @@ class _Watch:
 class Probes:
     """Probe orders in the orders service DB, their updates, and their arrival in Kafka and the target."""
 
-    def __init__(self, settings: Settings, backend: str, n: int = 20) -> None:
+    def __init__(self, settings: Settings, backend: str, n: int = 20, group: str = GROUP) -> None:
         from pipelines.stack.bootstrap import service_urls
         from pipelines.stack.manager import Stack
 
         self.settings = settings
         self.backend = backend
+        self.group = group
         url = service_urls(Stack(settings), driver=False)["orders"]
         self.src = psycopg.connect(url, autocommit=True)
         rows = self.src.execute("SELECT id FROM orders WHERE metadata->>'channel' = %s ORDER BY id",
@@ -160,7 +164,7 @@ class Probes:
             admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
             try:
                 while not self._halt.wait(0.1):
-                    offs = admin.list_group_offsets({GROUP: None}).get(GROUP, {})
+                    offs = admin.list_group_offsets({self.group: None}).get(self.group, {})
                     now = time.time()
                     nxt = next((o.offset for tp, o in offs.items() if tp.topic == "orders.public.orders"), -1)
                     self._mark(lambda _k, p, nxt=nxt: p.offset is not None and nxt > p.offset, now)
@@ -214,9 +218,10 @@ class Probes:
 
 # --------------------------------------------------------------------------- Kafka offsets
 class Offsets:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, group: str = GROUP) -> None:
         from kafka import KafkaAdminClient, KafkaConsumer
 
+        self.group = group
         self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
         self.pattern = re.compile(rf"^({'|'.join(PREFIXES)})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
@@ -235,7 +240,7 @@ class Offsets:
     def ends_and_committed(self) -> tuple[int, int]:
         parts = self._partitions()
         ends = self.consumer.end_offsets(parts) if parts else {}
-        committed = self.admin.list_group_offsets({GROUP: None}).get(GROUP, {})
+        committed = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
         e = sum(ends.values())
         c = sum(committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0 for tp in parts)
         return e, c
@@ -249,7 +254,8 @@ class Offsets:
 class Stream:
     """`reporting stream` in its own process (SIGINT finishes the current batch and exits)."""
 
-    def __init__(self, settings: Settings, backend: str, profile: str | None = None) -> None:
+    def __init__(self, settings: Settings, backend: str, profile: str | None = None, group: str = GROUP) -> None:
+        self.group = group
         self.settings = settings
         self.backend = backend
         self.profile = profile
@@ -258,7 +264,7 @@ class Stream:
 
     def start(self) -> int:
         env = {**os.environ, "REPORTING_BACKEND": self.backend}
-        cmd = [_reporting_bin(), "stream"] + (["--replica-every", "0"] if self.backend == "duckdb" else [])
+        cmd = [_reporting_bin(), "stream", "--group", self.group] + (["--replica-every", "0"] if self.backend == "duckdb" else [])
         if self.profile:
             cmd = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o", self.profile,
                    "-m", "pipelines.cli", *cmd[1:]]
@@ -359,9 +365,10 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
     settings = Settings.load()
     at = stamp()
     load_start = loadavg()
-    stream = Stream(settings, backend)
-    offsets = Offsets(settings)
-    probes = Probes(settings, backend)
+    group = f"bench-e2e-{at}"
+    stream = Stream(settings, backend, group=group)
+    offsets = Offsets(settings, group)
+    probes = Probes(settings, backend, group=group)
     steps: list[dict] = []
     sim_log_path = settings.state_dir / "logs" / "bench-simulate.log"
     try:
@@ -390,6 +397,7 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
         summary["sustained_vs_source_only"] = round(summary["max_sustained_events_per_s"]
                                                     / summary["source_only_events_per_s"], 2)
     doc = {"settings": {"rates_ops_per_s": list(rates), "step_s": step_s, "backend": backend, "workers": workers,
+                        "group": group,
                         "probe_hz": probe_hz, "seed": seed},
            "loadavg_start": load_start, "summary": summary, "steps": steps}
     path = write_results("e2e", doc, at)

@@ -55,7 +55,7 @@ def plot_apply(doc: dict, at: str) -> Path:
 
 def plot_e2e(doc: dict, at: str) -> Path:
     plt = _plt()
-    steps = [s for s in doc["steps"] if s.get("kind", "pipeline") == "pipeline"]
+    steps = [s for s in doc["steps"] if s.get("kind", "pipeline") == "pipeline" and not s.get("invalid")]
     x = [s["events_per_s_offered"] for s in steps]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, style in (("p50", "o-"), ("p95", "s--"), ("p99", "^-")):
