@@ -268,6 +268,7 @@ class Stream:
         if self.profile:
             cmd = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o", self.profile,
                    "-m", "pipelines.cli", *cmd[1:]]
+            self.profile = None  # the catch-up restart of the source-only step runs unprofiled
         self.log.parent.mkdir(parents=True, exist_ok=True)
         out = self.log.open("a")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)  # noqa: S603
@@ -360,13 +361,16 @@ def _provenance_latency(settings: Settings, since: dt.datetime, until: dt.dateti
 
 def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: float = 60.0,
               backend: str = "postgres", workers: int = 2, probe_hz: float = 5.0, source_only: bool = True,
-              drain_timeout: float = 300.0, seed: int = 100, say: Say = print) -> dict:
-    """Run the rate ladder (ops/s of the simulator); returns the results document (also written)."""
+              drain_timeout: float = 300.0, seed: int = 100, profile: str | None = None, say: Say = print) -> dict:
+    """Run the rate ladder (ops/s of the simulator); returns the results document (also written).
+
+    `profile`: a path; the stream then runs under cProfile (stats dumped there when it stops). A
+    profiled stream is slower: use it to see where the time goes, not for the figures."""
     settings = Settings.load()
     at = stamp()
     load_start = loadavg()
     group = f"bench-e2e-{at}"
-    stream = Stream(settings, backend, group=group)
+    stream = Stream(settings, backend, profile=profile, group=group)
     offsets = Offsets(settings, group)
     probes = Probes(settings, backend, group=group)
     steps: list[dict] = []
