@@ -95,4 +95,4 @@ def plot_snapshot(doc: dict, at: str) -> Path:
     ax.set_title(f"Snapshot of {r['orders']:,} orders + {r['order_lines']:,} lines "
                  f"({doc['settings']['backend']}): {r['seconds']:.0f} s", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, "snapshot", at)
+    return _save(fig, "snapshot", at, latest=f"snapshot-{doc['settings']['backend']}")
