@@ -104,7 +104,7 @@ def _topic_ends(consumer, topics: list[str]) -> int:
     return sum(consumer.end_offsets(parts).values()) if parts else 0
 
 
-def bench_snapshot(orders: int = 1_000_000, backend: str = "duckdb", batch: int = 50_000, seed: int = 1,
+def bench_snapshot(orders: int = 1_000_000, backend: str = "duckdb", batch: int = 20_000, seed: int = 1,
                    timeout: float = 5400.0, say: Say = print) -> dict:
     from kafka import KafkaConsumer
 
