@@ -127,14 +127,13 @@ class Backend(ABC):
 
     def stored_offsets(self, group: str) -> dict[tuple[str, int], int]:
         rows = self.query("SELECT topic, kafka_partition, next_offset FROM _pipeline.offsets "
-                          "WHERE consumer_group = ?" if self.dialect == "duckdb" else
-                          "SELECT topic, kafka_partition, next_offset FROM _pipeline.offsets "
-                          "WHERE consumer_group = %s", (group,))
+                          "WHERE consumer_group = ?", (group,))
         return {(t, p): o for t, p, o in rows}
 
-    def _p(self, n: int) -> str:
-        mark = "?" if self.dialect == "duckdb" else "%s"
-        return ", ".join([mark] * n)
+    @staticmethod
+    def _p(n: int) -> str:
+        """`n` placeholders; backends take `?` (PostgresBackend rewrites it for psycopg)."""
+        return ", ".join(["?"] * n)
 
     def apply(self, group: str, batch: ApplyBatch) -> ApplyResult:
         """Apply rows, dead letters, status and offsets in one transaction."""

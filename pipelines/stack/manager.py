@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pipelines.settings import MARIADB_SERVICES, PG_SERVICES, Settings
 from pipelines.stack import install, proc
 from pipelines.stack import secrets as secrets_mod
-from pipelines.stack.kafka import ConnectWorker, KafkaBroker
+from pipelines.stack.kafka import ConnectWorker, KafkaBroker, java_bin
 from pipelines.stack.mariadb import MariaDbServer
 from pipelines.stack.mariadb import provision_service as provision_mariadb
 from pipelines.stack.postgres import PgCluster, provision_reporting
@@ -50,8 +50,7 @@ class Stack:
         s.state_dir.chmod(0o755)
         install.ensure_debian_packages(say)
         install.ensure_jvm_artifacts(s, say)
-        kafka_java = __import__("pipelines.stack.kafka", fromlist=["java_bin"]).java_bin()  # fails early if no Java
-        del kafka_java
+        java_bin()  # fail early, with one line, when Java is missing
         sec = self.secrets(create=True)
         for svc, cluster in self.pg.items():
             cluster.init()
