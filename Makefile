@@ -46,5 +46,4 @@ ui: install
 	$(BIN)/reporting ui
 
 clean-state:
-	-$(BIN)/reporting stack down
-	rm -rf .state/pg .state/mariadb .state/kafka .state/connect .state/reportingdb.duckdb* .state/dagster
+	$(BIN)/reporting stack reset --yes

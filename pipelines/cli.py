@@ -156,17 +156,13 @@ def stack_status() -> None:
 @friendly
 def stack_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Stop the stack and delete its state (databases, topics, reporting DB; jars are kept)."""
-    import shutil
-
     from pipelines.stack.manager import Stack
 
     stack = Stack()
     if not yes:
         typer.confirm(f"delete all data under {stack.settings.state_dir} (jars kept)?", abort=True)
     stack.down(say=_say)
-    for child in stack.settings.state_dir.iterdir() if stack.settings.state_dir.exists() else []:
-        if child.name != "jvm":
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    stack.wipe()
     _say("[green]state reset[/]")
 
 

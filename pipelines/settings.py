@@ -7,7 +7,9 @@ on one machine can run side by side. Nothing here holds a secret: passwords are 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,9 +83,34 @@ class Settings:
         return f"http://{self.host}:{self.ports['connect']}"
 
     @property
+    def servers_dir(self) -> Path:
+        """Where the PostgreSQL and MariaDB data dirs live (REPORTING_SERVERS_DIR).
+
+        Those servers run as the `postgres` and `mysql` OS users, which must be able to walk down to
+        their data dirs. Under a state folder they can reach, that is the state folder itself; under
+        one they cannot (a clone in `mktemp -d` or /root, both 0700) it is a per-checkout folder
+        `/var/tmp/reporting-servers-<hash of the state folder>`, and `<state>/servers` links to it.
+        """
+        explicit = os.environ.get("REPORTING_SERVERS_DIR")
+        if explicit:
+            return Path(explicit).resolve()
+        if os.geteuid() != 0 or reachable_by_others(self.state_dir):
+            return self.state_dir
+        digest = hashlib.sha1(str(self.state_dir).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+        return Path("/var/tmp") / f"reporting-servers-{digest}"
+
+    @property
     def log_dir(self) -> Path:
         return self.state_dir / "logs"
 
     @property
     def secrets_file(self) -> Path:
         return self.state_dir / "secrets.env"
+
+
+def reachable_by_others(path: Path) -> bool:
+    """True when every existing ancestor of `path` lets other users through (o+x)."""
+    for d in [path, *path.parents]:
+        if d.exists() and not d.stat().st_mode & stat.S_IXOTH:
+            return False
+    return True

@@ -7,12 +7,14 @@ down: stops, in reverse order, only what has a pid file in the state folder.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.settings import MARIADB_SERVICES, PG_SERVICES, Settings
+from pipelines.settings import MARIADB_SERVICES, PG_SERVICES, Settings, reachable_by_others
 from pipelines.stack import install, proc
 from pipelines.stack import secrets as secrets_mod
+from pipelines.stack.errors import StackError
 from pipelines.stack.kafka import ConnectWorker, KafkaBroker, java_bin
 from pipelines.stack.mariadb import MariaDbServer
 from pipelines.stack.mariadb import provision_service as provision_mariadb
@@ -31,10 +33,11 @@ class Stack:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()
         s = self.settings
-        self.pg = {svc: PgCluster(svc, s.state_dir / "pg" / svc, s.host, s.ports[svc]) for svc in PG_SERVICES}
-        self.reporting_pg = PgCluster("reporting", s.state_dir / "pg" / "reporting", s.host,
+        servers = s.servers_dir
+        self.pg = {svc: PgCluster(svc, servers / "pg" / svc, s.host, s.ports[svc]) for svc in PG_SERVICES}
+        self.reporting_pg = PgCluster("reporting", servers / "pg" / "reporting", s.host,
                                       s.ports["reporting_pg"], logical=False)
-        self.mariadb = {svc: MariaDbServer(svc, s.state_dir / "mariadb" / svc, s.host, s.ports[svc])
+        self.mariadb = {svc: MariaDbServer(svc, servers / "mariadb" / svc, s.host, s.ports[svc])
                         for svc in MARIADB_SERVICES}
         self.kafka = KafkaBroker(s)
 
@@ -48,6 +51,7 @@ class Stack:
         s = self.settings
         s.state_dir.mkdir(parents=True, exist_ok=True)
         s.state_dir.chmod(0o755)
+        self._prepare_servers_dir(say)
         install.ensure_debian_packages(say)
         install.ensure_jvm_artifacts(s, say)
         java_bin()  # fail early, with one line, when Java is missing
@@ -72,6 +76,40 @@ class Stack:
             say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{s.kafka_heap})")
         if self.connect().start():
             say(f"started kafka connect on {s.connect_url} (-Xmx{s.connect_heap})")
+
+    def _prepare_servers_dir(self, say: Callable[[str], None]) -> None:
+        """Create the servers folder outside the state folder when postgres/mysql cannot reach the latter."""
+        s = self.settings
+        servers = s.servers_dir
+        if servers == s.state_dir:
+            return
+        link = s.state_dir / "servers"
+        if servers.exists() and not link.is_symlink():
+            # The state folder was deleted (`rm -rf .state`): its servers' data is stale (old passwords).
+            left = leftover_processes(s)
+            if left:
+                raise StackError(f"stale servers folder {servers} still has running processes: {left[0]}")
+            shutil.rmtree(servers)
+        new = not servers.exists()
+        servers.mkdir(parents=True, exist_ok=True)
+        servers.chmod(0o755)
+        if not reachable_by_others(servers):
+            raise StackError(f"{servers} is not reachable by the postgres/mysql users: "
+                             "set REPORTING_SERVERS_DIR to a folder they can reach")
+        if not link.is_symlink():
+            link.symlink_to(servers, target_is_directory=True)
+        if new:
+            say(f"{s.state_dir} is not reachable by the postgres/mysql OS users (a 0700 parent): "
+                f"their data dirs go to {servers} (linked as {link})")
+
+    def wipe(self) -> None:
+        """Delete all state except the jars (the stack must be down)."""
+        s = self.settings
+        if s.servers_dir != s.state_dir and s.servers_dir.exists():
+            shutil.rmtree(s.servers_dir)
+        for child in s.state_dir.iterdir() if s.state_dir.exists() else []:
+            if child.name != "jvm" and not (child == s.jvm_dir):
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
     def down(self, say: Callable[[str], None] = print) -> None:
         connect = self.connect()
@@ -100,10 +138,10 @@ def leftover_processes(settings: Settings) -> list[str]:
     """Command lines of processes still running out of this state folder (for tests and `down`)."""
     import psutil
 
-    marker = str(settings.state_dir) + proc.os.sep
+    markers = {str(settings.state_dir) + proc.os.sep, str(settings.servers_dir) + proc.os.sep}
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
-        if marker in cmd + proc.os.sep and p.pid != proc.os.getpid():
+        if any(m in cmd + proc.os.sep for m in markers) and p.pid != proc.os.getpid():
             found.append(f"{p.pid} {cmd[:160]}")
     return found

@@ -8,7 +8,6 @@ untouched; the resolved jars are shared.
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
@@ -47,8 +46,7 @@ def stack(e2e_env):
     settings = e2e_env
     st = Stack(settings)
     st.down(say=lambda _m: None)
-    if settings.state_dir.exists():
-        shutil.rmtree(settings.state_dir)
+    st.wipe()  # also the servers folder outside the state folder, when there is one
     try:
         st.up(say=print)
         create_service_schemas(st, say=print)
