@@ -16,6 +16,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from pipelines.cdc.events import Record
+from pipelines.kafka.records import fast_partition_records
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class ChangeConsumer:
             max_poll_interval_ms=600000,
             metadata_max_age_ms=5000,
         )
+        # decode record batches with the pipeline's own v2 decoder (pipelines/kafka/records.py)
+        fetcher = self.consumer._fetcher  # noqa: SLF001 - pinned kafka-python 3.0.12
+        fetcher.PartitionRecords = fast_partition_records(type(fetcher).PartitionRecords)
         self.pattern = topic_pattern(prefixes)
         self.consumer.subscribe(pattern=self.pattern, listener=_SeekToStored(self.consumer, stored_offsets))
         self.max_records = max_records
@@ -74,7 +78,10 @@ class ChangeConsumer:
         batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         out: list[Record] = []
         for tp, msgs in batch.items():
-            out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value) for m in msgs)
+            if msgs and type(msgs[0]) is Record:
+                out.extend(msgs)
+            else:  # kafka-python's own path (e.g. a transactional batch read with READ_COMMITTED)
+                out.extend(Record(tp.topic, tp.partition, m.offset, m.key, m.value) for m in msgs)
         return out
 
     def assignment(self) -> set[TopicPartition]:
