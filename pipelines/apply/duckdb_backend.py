@@ -3,16 +3,45 @@
 Batches are staged as Arrow tables that DuckDB scans in place; each batch is one transaction.
 Operational warning: DuckDB takes an exclusive file lock, so while `reporting stream` runs no other
 process can open the file, not even read-only (see docs for the BI read path).
+
+Writer settings (measured, docs/benchmarks.md "DuckDB commit cost"):
+- DuckDB skips the WAL and checkpoints inside COMMIT when a transaction's estimated WAL write is over
+  `auto_checkpoint_skip_wal_threshold` (default 100,000). An apply batch of ~1,000 changes is over it,
+  and a checkpoint rewrites every row group the batch touched, so each commit cost grew with the
+  tables (0.4-0.6 s at 200k rows per table). The writer raises that threshold: commits append to the
+  WAL, and a checkpoint runs when the WAL reaches `checkpoint_threshold` (REPORTING_DUCKDB_CHECKPOINT,
+  default 256MB; a crash replays at most that much WAL on the next open).
+- `memory_limit` (REPORTING_DUCKDB_MEMORY_LIMIT, default 256MB) bounds DuckDB's buffer pool, which
+  otherwise defaults to 80 % of RAM and kept the contract tables resident (the pipeline's RSS goal
+  is 400 MB); pages beyond it are read back from the file.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from pipelines.apply.backend import Backend
+
+_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
+
+
+def _size(env: str, default: str) -> str:
+    value = os.environ.get(env, default).strip()
+    if not _SIZE.match(value):
+        raise ValueError(f"{env}={value!r}: expected a size such as 256MB or 1GB")
+    return value
+
+
+def writer_settings() -> list[str]:
+    """SET statements for the writer's connection (sizes validated before they reach SQL)."""
+    return ["SET auto_checkpoint_skip_wal_threshold = 1000000000000",
+            f"SET checkpoint_threshold = '{_size('REPORTING_DUCKDB_CHECKPOINT', '256MB')}'",
+            f"SET memory_limit = '{_size('REPORTING_DUCKDB_MEMORY_LIMIT', '256MB')}'"]
 
 
 class DuckDbBackend(Backend):
@@ -25,6 +54,9 @@ class DuckDbBackend(Backend):
         self.read_only = read_only
         self.before_commit_hooks = []
         self.conn = duckdb.connect(self.path, read_only=read_only)
+        if not read_only:
+            for stmt in writer_settings():
+                self.conn.execute(stmt)
 
     def execute(self, sql, params=None):
         self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)
