@@ -1,5 +1,8 @@
 """The pipeline worker: poll → plan → apply (rows + dead letters + offsets in one transaction).
 
+Polling and planning run on the caller's thread, applying on an applier thread, so batch N+1 is
+fetched and planned while batch N is written (batches are still applied one at a time, in order).
+
 `run(until_caught_up=True)` drains every assigned partition to its end and returns (Dagster runs,
 `reporting ingest`); `run()` streams until stopped (`reporting stream`). Transient reporting-DB
 errors are retried with exponential backoff up to `max_retries`; after that the worker stops with
@@ -12,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +63,9 @@ class RunStats:
     rows: int = 0
     dead_letters: int = 0
     toast_missing: int = 0
+    poll_s: float = 0.0  # polling thread: waiting for and decoding records
+    plan_s: float = 0.0  # polling thread: decode, project, validate, reduce
+    apply_s: float = 0.0  # applier thread: one transaction per batch (overlaps the next poll and plan)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -70,6 +77,12 @@ class RunStats:
         lag_s = f", lag {lag:,}" if lag is not None else ""
         return (f"{self.events:,} events in {self.seconds:.1f}s ({rate:,.0f}/s), {self.rows:,} rows applied, "
                 f"{self.dead_letters:,} dead letters{lag_s}")
+
+    def split(self) -> str:
+        """Where the wall time went: poll and plan on the polling thread, apply on the applier thread."""
+        w = self.seconds
+        return (f"poll {self.poll_s / w:.0%}, plan {self.plan_s / w:.0%} (polling thread); "
+                f"apply {self.apply_s / w:.0%} (applier thread)")
 
 
 class Worker:
@@ -132,41 +145,155 @@ class Worker:
         lag = self.consumer.lag()
         return bool(lag) and all(v == 0 for v in lag.values())
 
+    def _apply_one(self, batch: ApplyBatch, events: int, stats: RunStats) -> None:
+        """Runs on the applier thread: one transaction, then what follows a commit."""
+        t0 = time.monotonic()
+        result = self._apply_with_retry(batch)
+        if self._faults:
+            maybe_crash("after_commit", self._faults)
+        if self.dead_letter_sink and batch.dead_letters:
+            self.dead_letter_sink(batch)
+        stats.apply_s += time.monotonic() - t0
+        stats.batches += 1
+        stats.events += events
+        stats.rows += result.rows
+        stats.dead_letters += result.dead_letters
+        stats.toast_missing += result.unappliable_toast
+        if self.after_batch:
+            self.after_batch(True)
+
     def run(self, until_caught_up: bool = False, idle_timeout: float = 60.0, install_signals: bool = True) -> RunStats:
+        """Poll and plan on this thread while the previous batch is applied on the applier thread.
+
+        At most two batches are in memory: the one being applied and the one being planned. The
+        consumer is used from this thread only (kafka-python is not thread-safe), so the advisory
+        offset commit of an applied batch is sent from here; on a rebalance the consumer waits until
+        the batch in flight is committed before it reads the stored offsets.
+        """
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         stats = RunStats()
+        applier = Applier(self._apply_one, stats)
+        quiesce = getattr(self.consumer, "set_quiesce", None)
+        if quiesce:
+            quiesce(applier.wait_idle)
         last_status = time.monotonic()
         idle_since = time.monotonic()
-        while not self._stop:
-            records = self.consumer.poll(timeout_ms=300)
-            if records:
-                idle_since = time.monotonic()
-                batch = self.planner(records)
-                result = self._apply_with_retry(batch)
-                if self._faults:
-                    maybe_crash("after_commit", self._faults)
-                if self.dead_letter_sink and batch.dead_letters:
-                    self.dead_letter_sink(batch)
-                self.consumer.commit_hint(batch.next_offsets)
-                stats.batches += 1
-                stats.events += len(records)
-                stats.rows += result.rows
-                stats.dead_letters += result.dead_letters
-                stats.toast_missing += result.unappliable_toast
-                if self.after_batch:
-                    self.after_batch(True)
-            elif until_caught_up:
-                if self.caught_up():
-                    break
-                if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
-                    self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
-                    break
-            elif self.after_batch:
-                self.after_batch(False)
-            if time.monotonic() - last_status >= self.status_every:
-                lag = sum(self.consumer.lag().values())
-                self.say(stats.line(lag))
-                last_status = time.monotonic()
+        try:
+            while not self._stop:
+                applier.raise_if_failed()
+                self._commit_hints(applier)
+                t0 = time.monotonic()
+                records = self.consumer.poll(timeout_ms=300)
+                t1 = time.monotonic()
+                stats.poll_s += t1 - t0
+                if records:
+                    idle_since = t1
+                    batch = self.planner(records)
+                    stats.plan_s += time.monotonic() - t1
+                    applier.submit(batch, len(records))
+                elif until_caught_up:
+                    if self.caught_up():
+                        applier.wait_idle()
+                        applier.raise_if_failed()
+                        break
+                    if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
+                        self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
+                        break
+                elif self.after_batch and applier.idle():
+                    self.after_batch(False)
+                if time.monotonic() - last_status >= self.status_every:
+                    lag = sum(self.consumer.lag().values())
+                    self.say(stats.line(lag))
+                    last_status = time.monotonic()
+            applier.wait_idle()  # a stop finishes the batch in flight (its offsets are committed with it)
+            applier.raise_if_failed()
+        finally:
+            applier.close()
+        self._commit_hints(applier)
         return stats
+
+    def _commit_hints(self, applier: Applier) -> None:
+        for offsets in applier.take_committed():
+            self.consumer.commit_hint(offsets)
+
+
+class Applier:
+    """One thread that applies planned batches in order, one at a time.
+
+    DuckDB and psycopg release the GIL while they execute, so the reporting DB works on batch N
+    while the polling thread decodes and plans batch N+1. `submit` waits while a batch is in flight;
+    a failure is kept and re-raised on the polling thread by `raise_if_failed`.
+    """
+
+    def __init__(self, apply: Callable[[ApplyBatch, int, RunStats], None], stats: RunStats) -> None:
+        self._apply = apply
+        self._stats = stats
+        self._cond = threading.Condition()
+        self._pending: tuple[ApplyBatch, int] | None = None
+        self._busy = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._committed: list[dict[tuple[str, int], int]] = []
+        self._thread = threading.Thread(target=self._loop, name="reporting-applier", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._closed:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                batch, events = self._pending
+                self._pending = None
+            try:
+                self._apply(batch, events, self._stats)
+                with self._cond:
+                    self._committed.append(batch.next_offsets)
+            except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
+                with self._cond:
+                    self._error = exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def submit(self, batch: ApplyBatch, events: int) -> None:
+        with self._cond:
+            while self._busy and self._error is None:
+                self._cond.wait()
+            self._raise_locked()
+            self._pending = (batch, events)
+            self._busy = True
+            self._cond.notify_all()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._busy
+
+    def wait_idle(self) -> None:
+        with self._cond:
+            while self._busy:
+                self._cond.wait()
+
+    def take_committed(self) -> list[dict[tuple[str, int], int]]:
+        with self._cond:
+            out, self._committed = self._committed, []
+            return out
+
+    def raise_if_failed(self) -> None:
+        with self._cond:
+            self._raise_locked()
+
+    def _raise_locked(self) -> None:
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout=600)

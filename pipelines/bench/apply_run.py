@@ -98,7 +98,9 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
             "seconds_wall": round(t1 - t0, 2), "seconds_active": round(active, 2),
             "events_per_s": round(stats.events / max(active, 1e-9)),
             "events_per_s_wall": round(stats.events / max(t1 - t0, 1e-9)), "rows_final": rows,
-            "dead_letters": stats.dead_letters, "first_record_at": first_wall[0] if first_wall else None,
+            "dead_letters": stats.dead_letters,
+            "stage_seconds": {"poll": round(stats.poll_s, 2), "plan": round(stats.plan_s, 2),
+                              "apply": round(stats.apply_s, 2)}, "first_record_at": first_wall[0] if first_wall else None,
             "done_at": done_at[0] if done_at else time.time()}
 
 
