@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -214,12 +215,14 @@ class ReplicaPublisher:
     publication is logged and retried at the next due time; it never stops the stream.
     """
 
-    def __init__(self, target_path: Path | str, every_s: float = DEFAULT_EVERY_S) -> None:
+    def __init__(self, target_path: Path | str, every_s: float = DEFAULT_EVERY_S, background: bool = False) -> None:
         self.target_path = Path(target_path)
         self.every_s = every_s
+        self.background = background
         self.last: ReplicaInfo | None = None
         self._last_at = float("-inf")
         self._last_fingerprint: object = None
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, every_s: float | None = None) -> ReplicaPublisher | None:
@@ -231,7 +234,7 @@ class ReplicaPublisher:
         every = every_s if every_s is not None else float(os.environ.get(EVERY_ENV, str(DEFAULT_EVERY_S)))
         if settings.backend != "duckdb" or every <= 0:
             return None
-        return cls(replica_path(settings), every)
+        return cls(replica_path(settings), every, background=True)
 
     @staticmethod
     def _fingerprint(conn: duckdb.DuckDBPyConnection) -> object:
@@ -246,26 +249,48 @@ class ReplicaPublisher:
             cur.close()
 
     def maybe_publish(self, conn: duckdb.DuckDBPyConnection, force: bool = False) -> ReplicaInfo | None:
-        """Publish when due (or `force`) and the data changed since the last publication."""
+        """Publish when due (or `force`) and the data changed since the last publication.
+
+        With `background`, the copy runs on its own thread and cursor (DuckDB executes it without
+        the GIL, in its own read transaction), so the stream keeps applying batches meanwhile; a
+        publication still running when the next one is due is not doubled. Returns the info of a
+        publication made in this call (never in background mode).
+        """
         now = time.monotonic()
         if not force and now - self._last_at < self.every_s:
             return None
+        if self._thread is not None:
+            if self._thread.is_alive() and not force:
+                return None
+            self._thread.join()
+            self._thread = None
         fingerprint = self._fingerprint(conn)
         unchanged = fingerprint is not None and fingerprint == self._last_fingerprint
         if unchanged and self.target_path.exists():
             self._last_at = now
             return None
+        self._last_at = now
+        if self.background and not force:
+            cursor = conn.cursor()  # created here, between batches; used only by the publishing thread
+            self._thread = threading.Thread(target=self._publish, args=(cursor, fingerprint, True),
+                                            name="replica-publisher", daemon=True)
+            self._thread.start()
+            return None
+        return self._publish(conn, fingerprint, False)
+
+    def _publish(self, conn: duckdb.DuckDBPyConnection, fingerprint: object, own_cursor: bool) -> ReplicaInfo | None:
         try:
             info = publish_replica(conn, self.target_path)
         except Exception as exc:  # noqa: BLE001 - BI staleness must not stop the stream
             log.warning("publishing the DuckDB read replica failed (retrying in %.0fs): %s", self.every_s, exc)
-            self._last_at = now
             return None
-        self._last_at = now
+        finally:
+            if own_cursor:
+                conn.close()
         self._last_fingerprint = fingerprint
         self.last = info
         return info
 
     def close(self, conn: duckdb.DuckDBPyConnection) -> ReplicaInfo | None:
-        """Last publication when the stream stops."""
+        """Last publication when the stream stops (waits for one still running first)."""
         return self.maybe_publish(conn, force=True)

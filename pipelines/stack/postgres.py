@@ -92,8 +92,11 @@ class PgCluster:
             "synchronous_commit = off",
         ]
         if self.logical:
+            # synchronous_commit=off lets a commit return before its WAL is flushed, and pgoutput only
+            # streams flushed WAL: the WAL writer's delay (default 200 ms, up to 3x that) was most of
+            # the source-side latency measured in docs/benchmarks.md; 20 ms keeps commits asynchronous
             conf += ["wal_level = logical", "max_replication_slots = 10", "max_wal_senders = 10",
-                     "max_slot_wal_keep_size = 4GB"]
+                     "max_slot_wal_keep_size = 4GB", "wal_writer_delay = 20ms"]
         with (self.data_dir / "postgresql.auto.conf").open("a") as fh:
             fh.write("\n# written by `reporting stack up`\n" + "\n".join(conf) + "\n")
 
