@@ -356,7 +356,7 @@ def bench_apply_cmd(
     events: int = typer.Option(1_000_000, help="Change events pre-filled into the topic."),
     keys: int = typer.Option(200_000, help="Distinct order ids the events touch."),
     backend: list[str] = typer.Option(None, help="Backends to measure (repeatable; default duckdb and postgres)."),
-    batch: int = typer.Option(50_000, help="Max records per poll/batch."),
+    batch: int = typer.Option(20_000, help="Max records per poll/batch (20,000 = the stream's default)."),
     seed: int = typer.Option(1),
 ) -> None:
     """Pre-fill a topic with N events (20% c / 70% u / 10% d) and apply it from offset 0 on each backend."""

@@ -139,6 +139,7 @@ class Backend(ABC):
         """Apply rows, dead letters, status and offsets in one transaction."""
         rows = 0
         toast_missing = 0
+        status: list[tuple] = []
         self.begin()
         try:
             for tb in batch.tables:
@@ -154,14 +155,17 @@ class Backend(ABC):
                     self.execute(stmt)
                 self.unstage(name)
                 newest = max((t for t in tb.source_ts if t is not None), default=None)
+                status.append((tb.contract.physical_name, newest, len(tb)))
+                rows += len(tb)
+            if status:  # one statement for every table of the batch (statements are the fixed cost)
                 self.execute(
                     "INSERT INTO _pipeline.table_status (physical_name, newest_source_ts, last_applied_at, rows_applied) "
-                    f"VALUES ({self._p(2)}, now(), {self._p(1)}) ON CONFLICT (physical_name) DO UPDATE SET "
+                    "VALUES " + ", ".join([f"({self._p(2)}, now(), {self._p(1)})"] * len(status)) +
+                    " ON CONFLICT (physical_name) DO UPDATE SET "
                     "newest_source_ts = GREATEST(_pipeline.table_status.newest_source_ts, excluded.newest_source_ts), "
                     "last_applied_at = excluded.last_applied_at, "
                     "rows_applied = _pipeline.table_status.rows_applied + excluded.rows_applied",
-                    (tb.contract.physical_name, newest, len(tb)))
-                rows += len(tb)
+                    [v for row in status for v in row])
             for dl in batch.dead_letters:
                 # redelivery (offsets reset, crash before commit) must not duplicate a dead letter
                 self.execute(
@@ -181,12 +185,14 @@ class Backend(ABC):
                 self.execute("INSERT INTO _pipeline.batches (consumer_group, applied_at, events, rows_applied, "
                              f"dead_letters) VALUES ({self._p(1)}, now(), {self._p(3)})",
                              (group, batch.events, rows, len(batch.dead_letters)))
-            for (topic, part), nxt in sorted(batch.next_offsets.items()):
+            offsets = sorted(batch.next_offsets.items())
+            if offsets:
                 self.execute(
                     "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
-                    f"VALUES ({self._p(4)}, now()) ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
+                    "VALUES " + ", ".join([f"({self._p(4)}, now())"] * len(offsets)) +
+                    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
                     "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-                    (group, topic, part, nxt))
+                    [v for (topic, part), nxt in offsets for v in (group, topic, part, nxt)])
             for hook in getattr(self, "before_commit_hooks", ()):
                 hook()
             self.commit()

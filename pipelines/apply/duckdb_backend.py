@@ -12,7 +12,7 @@ Writer settings (measured, docs/benchmarks.md "DuckDB commit cost"):
   WAL, and a checkpoint runs when the WAL reaches `checkpoint_threshold` (REPORTING_DUCKDB_CHECKPOINT,
   default 64MB; a crash replays at most that much WAL on the next open; larger WALs also hold more
   un-checkpointed updates in memory: 256MB cost ~50 MB more RSS for no measured gain).
-- `memory_limit` (REPORTING_DUCKDB_MEMORY_LIMIT, default 256MB) bounds DuckDB's buffer pool, which
+- `memory_limit` (REPORTING_DUCKDB_MEMORY_LIMIT, default 160MB) bounds DuckDB's buffer pool, which
   otherwise defaults to 80 % of RAM and kept the contract tables resident (the pipeline's RSS goal
   is 400 MB); pages beyond it are read back from the file.
 """
@@ -42,7 +42,7 @@ def writer_settings() -> list[str]:
     """SET statements for the writer's connection (sizes validated before they reach SQL)."""
     return ["SET auto_checkpoint_skip_wal_threshold = 1000000000000",
             f"SET checkpoint_threshold = '{_size('REPORTING_DUCKDB_CHECKPOINT', '64MB')}'",
-            f"SET memory_limit = '{_size('REPORTING_DUCKDB_MEMORY_LIMIT', '256MB')}'",
+            f"SET memory_limit = '{_size('REPORTING_DUCKDB_MEMORY_LIMIT', '160MB')}'",
             f"SET threads = {int(os.environ.get('REPORTING_DUCKDB_THREADS', '2'))}"]
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -174,6 +175,10 @@ class Worker:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         stats = RunStats()
+        # the applier thread waits for the GIL after every database call while this thread runs
+        # Python; the default 5 ms switch interval made each small statement cost ~20 ms of wall time
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(0.001)
         applier = Applier(self._apply_one, stats)
         quiesce = getattr(self.consumer, "set_quiesce", None)
         if quiesce:
@@ -211,6 +216,7 @@ class Worker:
             applier.raise_if_failed()
         finally:
             applier.close()
+            sys.setswitchinterval(switch_interval)
         self._commit_hints(applier)
         return stats
 

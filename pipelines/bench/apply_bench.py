@@ -135,7 +135,7 @@ def _ours_rows(settings: Settings, backend: str, target: str) -> dict:
 
 def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                backends: Sequence[str] = ("postgres", "duckdb"), sink: SinkSettings | None = BEST_SINK,
-               batch: int = 50_000, seed: int = 1, say: Say = print, keep: bool = False) -> dict:
+               batch: int = 20_000, seed: int = 1, say: Say = print, keep: bool = False) -> dict:
     """Our pipeline (each backend) and the JDBC sink (unless `sink` is None) on the same pre-filled
     stream, `reps` times; returns the results document (also written to bench/results/)."""
     settings = Settings.load()
@@ -316,13 +316,13 @@ def default_candidates() -> list[SinkSettings]:
 
 
 def bench_apply(events: int = 1_000_000, keys: int = 200_000, backends: tuple[str, ...] = ("duckdb", "postgres"),
-                batch: int = 50_000, seed: int = 1, say: Say = print) -> dict:
+                batch: int = 20_000, seed: int = 1, say: Say = print) -> dict:
     """The `reporting bench apply` entry point (kept): our backends only, one repetition."""
     return bench_peer(events=events, keys=keys, reps=1, backends=backends, sink=None, batch=batch, seed=seed, say=say)
 
 
 def profile_ours(events: int = 200_000, keys: int = 40_000, backends: Sequence[str] = ("postgres", "duckdb"),
-                 batch: int = 50_000, seed: int = 1, top: int = 25, say: Say = print) -> dict:
+                 batch: int = 20_000, seed: int = 1, top: int = 25, say: Say = print) -> dict:
     """cProfile of our pipeline applying a pre-filled stream (never a timed run: cProfile slows Python
     code ~1.5-2×); writes bench/results/profile-<stamp>.json with the top functions by own time and
     by cumulative time per backend, and the share of wall time spent in each stage."""

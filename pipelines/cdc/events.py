@@ -203,9 +203,14 @@ def _table_from_topic(topic: str) -> str | None:
     return f"{parts[-2]}.{parts[-1]}" if len(parts) >= 3 else None
 
 
-def parse(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> ChangeEvent:
-    """Decode one Kafka record (see the module docstring). Raises DecodeError with a one-line reason."""
-    key_obj = _load(key, "key") if key is not None else None
+def parse(topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None,
+          decode_key: bool = True) -> ChangeEvent:
+    """Decode one Kafka record (see the module docstring). Raises DecodeError with a one-line reason.
+
+    `decode_key=False` leaves `key` None: the planner takes a row's key from its own columns, never
+    from the Kafka key, so it skips that JSON parse (~4 % of its time); `raw_key` is kept either way.
+    """
+    key_obj = _load(key, "key") if key is not None and decode_key else None
     if value is None:
         if topic.startswith(HEARTBEAT_TOPIC_PREFIX):
             return _event(EventKind.HEARTBEAT, None, None, None, None, None, key_obj, 0, None, None,

@@ -285,7 +285,7 @@ class Planner:
                 if r.value is not None and len(r.value) > limit:
                     raise DecodeError(f"record of {len(r.value):,} bytes exceeds the {limit:,}-byte limit "
                                       "(REPORTING_MAX_RECORD_BYTES)")
-                yield parse(topic, partition, offset, r.key, r.value)
+                yield parse(topic, partition, offset, r.key, r.value, False)
                 continue
             except DecodeError as exc:
                 dead.append(DeadLetter(topic, partition, offset, r.key, r.value, "decode", exc.reason))
