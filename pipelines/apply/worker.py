@@ -195,9 +195,11 @@ class Worker:
                 stats.poll_s += t1 - t0
                 if records:
                     idle_since = t1
-                    batch = self.planner(records)
+                    batch, n = self.planner(records), len(records)
+                    del records  # the raw records are not needed once planned
                     stats.plan_s += time.monotonic() - t1
-                    applier.submit(batch, len(records))
+                    applier.submit(batch, n)
+                    del batch
                 elif until_caught_up:
                     if self.caught_up():
                         applier.wait_idle()
@@ -262,6 +264,7 @@ class Applier:
                 with self._cond:
                     self._error = exc
             finally:
+                del batch  # not kept alive while the next one is planned (memory: two batches at most)
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
