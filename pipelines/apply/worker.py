@@ -79,12 +79,6 @@ class RunStats:
         return (f"{self.events:,} events in {self.seconds:.1f}s ({rate:,.0f}/s), {self.rows:,} rows applied, "
                 f"{self.dead_letters:,} dead letters{lag_s}")
 
-    def split(self) -> str:
-        """Where the wall time went: poll and plan on the polling thread, apply on the applier thread."""
-        w = self.seconds
-        return (f"poll {self.poll_s / w:.0%}, plan {self.plan_s / w:.0%} (polling thread); "
-                f"apply {self.apply_s / w:.0%} (applier thread)")
-
 
 class Worker:
     def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
@@ -179,10 +173,8 @@ class Worker:
         # Python; the default 5 ms switch interval made each small statement cost ~20 ms of wall time
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
-        applier = Applier(self._apply_one, stats)
-        quiesce = getattr(self.consumer, "set_quiesce", None)
-        if quiesce:
-            quiesce(applier.wait_idle)
+        applier = Applier(lambda batch, events: self._apply_one(batch, events, stats))
+        self.consumer.set_quiesce(applier.wait_idle)
         last_status = time.monotonic()
         idle_since = time.monotonic()
         try:
@@ -235,9 +227,8 @@ class Applier:
     a failure is kept and re-raised on the polling thread by `raise_if_failed`.
     """
 
-    def __init__(self, apply: Callable[[ApplyBatch, int, RunStats], None], stats: RunStats) -> None:
+    def __init__(self, apply: Callable[[ApplyBatch, int], None]) -> None:
         self._apply = apply
-        self._stats = stats
         self._cond = threading.Condition()
         self._pending: tuple[ApplyBatch, int] | None = None
         self._busy = False
@@ -257,7 +248,7 @@ class Applier:
                 batch, events = self._pending
                 self._pending = None
             try:
-                self._apply(batch, events, self._stats)
+                self._apply(batch, events)
                 with self._cond:
                     self._committed.append(batch.next_offsets)
             except BaseException as exc:  # noqa: BLE001 - handed to the polling thread

@@ -32,11 +32,15 @@ class _SeekToStored(ConsumerRebalanceListener):
     def __init__(self, consumer: KafkaConsumer, stored: Callable[[], dict[tuple[str, int], int]]) -> None:
         self.consumer = consumer
         self.stored = stored
+        self.quiesce: Callable[[], None] = lambda: None  # waits for the batch in flight (Worker's applier)
 
     def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
+        # the batch in flight commits its rows and offsets before another worker may take the partitions
+        self.quiesce()
         log.info("partitions revoked: %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     def on_partitions_assigned(self, assigned):
+        self.quiesce()  # stored offsets are read only when no batch is in flight (one DB connection)
         offsets = self.stored()
         for tp in assigned:
             nxt = offsets.get((tp.topic, tp.partition))
@@ -71,8 +75,13 @@ class ChangeConsumer:
         fetcher = self.consumer._fetcher  # noqa: SLF001 - pinned kafka-python 3.0.12
         fetcher.PartitionRecords = fast_partition_records(type(fetcher).PartitionRecords)
         self.pattern = topic_pattern(prefixes)
-        self.consumer.subscribe(pattern=self.pattern, listener=_SeekToStored(self.consumer, stored_offsets))
+        self._listener = _SeekToStored(self.consumer, stored_offsets)
+        self.consumer.subscribe(pattern=self.pattern, listener=self._listener)
         self.max_records = max_records
+
+    def set_quiesce(self, wait: Callable[[], None]) -> None:
+        """`wait` blocks until no batch is being applied; called before a rebalance reads or gives up offsets."""
+        self._listener.quiesce = wait
 
     def poll(self, timeout_ms: int = 500) -> list[Record]:
         batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
