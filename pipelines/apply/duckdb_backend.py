@@ -4,7 +4,7 @@ Batches are staged as Arrow tables that DuckDB scans in place; each batch is one
 Operational warning: DuckDB takes an exclusive file lock, so while `reporting stream` runs no other
 process can open the file, not even read-only (see docs for the BI read path).
 
-Writer settings (measured, docs/benchmarks.md "DuckDB commit cost"):
+Writer settings (measured: docs/benchmarks.md §6):
 - DuckDB skips the WAL and checkpoints inside COMMIT when a transaction's estimated WAL write is over
   `auto_checkpoint_skip_wal_threshold` (default 100,000). An apply batch of ~1,000 changes is over it,
   and a checkpoint rewrites every row group the batch touched, so each commit cost grew with the

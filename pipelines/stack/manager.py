@@ -108,7 +108,7 @@ class Stack:
         if s.servers_dir != s.state_dir and s.servers_dir.exists():
             shutil.rmtree(s.servers_dir)
         for child in s.state_dir.iterdir() if s.state_dir.exists() else []:
-            if child.name != "jvm" and not (child == s.jvm_dir):
+            if child.name != "jvm" and child != s.jvm_dir:
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
     def down(self, say: Callable[[str], None] = print) -> None:
