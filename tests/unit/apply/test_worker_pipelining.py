@@ -71,10 +71,17 @@ def _batches(n: int, size: int = 3) -> list[list[Record]]:
 
 
 def _planner(planned_while_applying: list[bool], backend: FakeBackend):
+    planned = [0]
+
     def plan(records: list[Record]) -> ApplyBatch:
-        time.sleep(0.02)  # the applier thread has picked up the previous batch by now (it sleeps 0.1 s in it)
+        # while an earlier batch is submitted but not yet applied, look (with a deadline) for it in flight
+        deadline = time.monotonic() + 5
+        while (backend.in_flight == 0 and len(backend.applied) < planned[0]
+               and backend.fail_at is None and time.monotonic() < deadline):
+            time.sleep(0.001)
         planned_while_applying.append(backend.in_flight > 0)
-        time.sleep(0.03)
+        planned[0] += 1
+        time.sleep(0.03)  # planning work
         return ApplyBatch([], [], {("t", 0): records[-1].offset + 1}, events=len(records))
     return plan
 
