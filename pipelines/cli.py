@@ -202,11 +202,15 @@ def connectors_status() -> None:
 @friendly
 def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
            replica_every: float = typer.Option(None, help="DuckDB: publish the BI read replica every N seconds "
-                                               "(default 10, 0 = off); see docs/bi.md.")) -> None:
+                                               "(default 10, 0 = off); see docs/bi.md."),
+    planners: int = typer.Option(None, min=0, max=16,
+                                 help="Planner processes (default REPORTING_PLANNERS or 0 = plan on the polling "
+                                      "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
+) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     from pipelines.apply.runner import run_pipeline
 
-    run_pipeline(until_caught_up=False, group=group, say=_say, replica_every=replica_every)
+    run_pipeline(until_caught_up=False, group=group, say=_say, replica_every=replica_every, planners=planners)
 
 
 @app.command("sql")
@@ -227,11 +231,14 @@ def ingest(
     until_caught_up: bool = typer.Option(True, "--until-caught-up/--forever",
                                          help="Drain every partition to its end, then exit."),
     group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
+    planners: int = typer.Option(None, min=0, max=16,
+                                 help="Planner processes (default REPORTING_PLANNERS or 0 = plan on the polling "
+                                      "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
 ) -> None:
     """Apply change events until caught up, then exit (what Dagster runs)."""
     from pipelines.apply.runner import run_pipeline
 
-    run_pipeline(until_caught_up=until_caught_up, group=group, say=_say)
+    run_pipeline(until_caught_up=until_caught_up, group=group, say=_say, planners=planners)
 
 
 dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True)
@@ -358,12 +365,15 @@ def bench_apply_cmd(
     backend: list[str] = typer.Option(None, help="Backends to measure (repeatable; default duckdb and postgres)."),
     batch: int = typer.Option(20_000, help="Max records per poll/batch (20,000 = the stream's default)."),
     seed: int = typer.Option(1),
+    planners: list[int] = typer.Option(None, help="Planner processes to measure (repeatable; default 0 and 2: "
+                                                  "in-process planning and two planner processes)."),
+    reps: int = typer.Option(1, help="Repetitions (order rotated); medians reported."),
 ) -> None:
     """Pre-fill a topic with N events (20% c / 70% u / 10% d) and apply it from offset 0 on each backend."""
     from pipelines.bench.apply_bench import bench_apply
 
     bench_apply(events=events, keys=keys, backends=tuple(backend or ("duckdb", "postgres")), batch=batch, seed=seed,
-                say=_say)
+                say=_say, planners=tuple(planners or (0, 2)), reps=reps)
 
 
 @app.command("ui")

@@ -39,12 +39,46 @@ class TableBatch:
     def __len__(self) -> int:
         return len(self.positions)
 
+    @property
+    def keep_columns(self) -> list[str]:
+        """TOAST columns with a keep-stored flag in this batch (the `_keep_<col>` staged columns)."""
+        return sorted(self.keep)
+
+    @property
+    def has_deletes(self) -> bool:
+        return any(self.is_delete)
+
+    @property
+    def newest_source_ts(self) -> dt.datetime | None:
+        return max((t for t in self.source_ts if t is not None), default=None)
+
     def to_arrow(self) -> pa.Table:
-        keep_cols = sorted(self.keep)
+        keep_cols = self.keep_columns
         has_values = self.has_values if self.has_values is not None else [not d for d in self.is_delete]
         cols = [*self.columns, self.positions, self.source_ts, self.ops, self.is_delete, has_values,
                 *[self.keep[c] for c in keep_cols]]
         return to_arrow(self.contract, cols, keep_cols)
+
+
+@dataclass
+class ArrowTableBatch:
+    """A TableBatch already staged as Arrow (built by a planner process, see apply/planner_pool.py).
+
+    Same interface as TableBatch for `Backend.apply`: `contract`, `keep_columns`, `has_deletes`,
+    `newest_source_ts`, `len()`, `to_arrow()`.
+    """
+
+    contract: Contract
+    table: pa.Table
+    keep_columns: list[str]
+    has_deletes: bool
+    newest_source_ts: dt.datetime | None
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def to_arrow(self) -> pa.Table:
+        return self.table
 
 
 @dataclass(frozen=True)
@@ -62,7 +96,7 @@ class DeadLetterRow:
 
 @dataclass
 class ApplyBatch:
-    tables: list[TableBatch]
+    tables: list[TableBatch | ArrowTableBatch]
     dead_letters: list[DeadLetterRow]
     next_offsets: dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
     replayed_dead_letter_ids: list[int] = field(default_factory=list)
@@ -147,15 +181,14 @@ class Backend(ABC):
                     continue
                 name = f"staged_{tb.contract.physical_name}"
                 rel = self.stage(name, tb.to_arrow())
-                keep_cols = sorted(tb.keep)
+                keep_cols = tb.keep_columns
                 count_sql = apply_sql.missing_toast_count_sql(tb.contract, rel, keep_cols)
                 if count_sql:
                     toast_missing += int(self.query(count_sql)[0][0])
-                for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, any(tb.is_delete)):
+                for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes):
                     self.execute(stmt)
                 self.unstage(name)
-                newest = max((t for t in tb.source_ts if t is not None), default=None)
-                status.append((tb.contract.physical_name, newest, len(tb)))
+                status.append((tb.contract.physical_name, tb.newest_source_ts, len(tb)))
                 rows += len(tb)
             if status:  # one statement for every table of the batch (statements are the fixed cost)
                 self.execute(

@@ -96,6 +96,20 @@ def load_parts(connectors_root: Path | None = None) -> PipelineParts:
     return PipelineParts(contracts, planner, source_tables, prefixes)
 
 
+def planner_processes(value: int | None = None) -> int:
+    """Planner processes to use: `value`, else REPORTING_PLANNERS, else 0 (plan on the polling thread)."""
+    import os
+
+    if value is None:
+        raw = os.environ.get("REPORTING_PLANNERS", "0").strip() or "0"
+        if not raw.isdigit():
+            raise ValueError(f"REPORTING_PLANNERS={raw!r}: expected a number of processes (0 = none)")
+        value = int(raw)
+    if not 0 <= value <= 16:
+        raise ValueError(f"planner processes: {value} is out of range 0..16")
+    return value
+
+
 def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
     from kafka import KafkaProducer
 
@@ -115,8 +129,13 @@ def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
 
 def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
                  say: Callable[[str], None] = print, install_signals: bool = True,
-                 max_records: int = 20000, replica_every: float | None = None) -> RunStats:
+                 max_records: int = 20000, replica_every: float | None = None,
+                 planners: int | None = None) -> RunStats:
     """Run the pipeline worker with the configured backend; returns the run's statistics.
+
+    `planners`: planner processes (apply/planner_pool.py; None = REPORTING_PLANNERS, default 0 =
+    plan on the polling thread). Two roughly double the planning capacity on two cores; they
+    cost a process each (~70 MB) and a few milliseconds of latency per batch.
 
     DuckDB: while the worker holds the file no other process can open it, so a read replica for BI
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
@@ -128,6 +147,7 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
 
     settings = settings or Settings.load()
     parts = load_parts()
+    planners = planner_processes(planners)
     # the worker waits for an unavailable reporting DB (locked DuckDB file, PostgreSQL restarting)
     backend = open_backend(settings, wait_s=float(os.environ.get("REPORTING_OPEN_WAIT_S", "300")), say=say)
     try:
@@ -151,14 +171,22 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
             if publisher is not None and applied:
                 publisher.maybe_publish(backend.conn)
 
+        pool = None
         try:
+            if planners:
+                from pipelines.apply.planner_pool import PlannerPool
+
+                pool = PlannerPool(planners, load_parts, parts.contracts)
+                say(f"planning in {planners} planner process(es)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
-                            say=say, after_batch=after_batch,
+                            say=say, after_batch=after_batch, pool=pool,
                             max_retries=int(os.environ.get("REPORTING_APPLY_MAX_RETRIES", "8")))
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:
                 publisher.close(backend.conn)
         finally:
+            if pool is not None:
+                pool.close()
             consumer.close()
     finally:
         backend.close()

@@ -2,6 +2,8 @@
 
 Polling and planning run on the caller's thread, applying on an applier thread, so batch N+1 is
 fetched and planned while batch N is written (batches are still applied one at a time, in order).
+With a `PlannerPool` the planning moves to planner processes (apply/planner_pool.py): the caller's
+thread only fetches, and up to one batch per planner is planned while one is applied.
 
 `run(until_caught_up=True)` drains every assigned partition to its end and returns (Dagster runs,
 `reporting ingest`); `run()` streams until stopped (`reporting stream`). Transient reporting-DB
@@ -18,10 +20,12 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipelines.apply.backend import ApplyBatch, Backend
+from pipelines.apply.planner_pool import PendingBatch, PlannerPool
 from pipelines.cdc.events import Record
 
 log = logging.getLogger(__name__)
@@ -84,8 +88,9 @@ class Worker:
     def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
                  max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0,
-                 after_batch: Callable[[bool], None] | None = None) -> None:
+                 after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None) -> None:
         self.backend = backend
+        self.pool = pool  # planner processes (apply/planner_pool.py); None = plan on the polling thread
         self.consumer = consumer
         self.planner = planner
         self.group = group
@@ -160,7 +165,8 @@ class Worker:
     def run(self, until_caught_up: bool = False, idle_timeout: float = 60.0, install_signals: bool = True) -> RunStats:
         """Poll and plan on this thread while the previous batch is applied on the applier thread.
 
-        At most two batches are in memory: the one being applied and the one being planned. The
+        At most two batches are in memory: the one being applied and the one being planned (with
+        planner processes: one more per planner; a stop applies every batch already polled). The
         consumer is used from this thread only (kafka-python is not thread-safe), so the advisory
         offset commit of an applied batch is sent from here; on a rebalance the consumer waits until
         the batch in flight is committed before it reads the stored offsets.
@@ -173,7 +179,13 @@ class Worker:
         # Python; the default 5 ms switch interval made each small statement cost ~20 ms of wall time
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
-        applier = Applier(lambda batch, events: self._apply_one(batch, events, stats))
+        pool = self.pool
+
+        def planned(seconds: float) -> None:
+            stats.plan_s += seconds
+
+        applier = Applier(lambda batch, events: self._apply_one(batch, events, stats),
+                          depth=pool.processes + 1 if pool else 1, planned=planned)
         self.consumer.set_quiesce(applier.wait_idle)
         last_status = time.monotonic()
         idle_since = time.monotonic()
@@ -187,9 +199,13 @@ class Worker:
                 stats.poll_s += t1 - t0
                 if records:
                     idle_since = t1
-                    batch, n = self.planner(records), len(records)
-                    del records  # the raw records are not needed once planned
-                    stats.plan_s += time.monotonic() - t1
+                    n = len(records)
+                    if pool is not None:
+                        batch = pool.submit(records)  # planned in a planner process (plan_s: its time)
+                    else:
+                        batch = self.planner(records)
+                        stats.plan_s += time.monotonic() - t1
+                    del records  # the raw records are not needed once planned (or sent)
                     applier.submit(batch, n)
                     del batch
                 elif until_caught_up:
@@ -223,14 +239,20 @@ class Applier:
     """One thread that applies planned batches in order, one at a time.
 
     DuckDB and psycopg release the GIL while they execute, so the reporting DB works on batch N
-    while the polling thread decodes and plans batch N+1. `submit` waits while a batch is in flight;
-    a failure is kept and re-raised on the polling thread by `raise_if_failed`.
+    while the polling thread decodes and plans batch N+1. `submit` waits while `depth` batches are
+    queued or in flight (1 in-process: the one being applied; with planner processes, one per
+    planner plus the one being applied). A queued item is an ApplyBatch or a `PendingBatch` (being
+    planned in a planner process), resolved here in submission order. A failure is kept and
+    re-raised on the polling thread by `raise_if_failed`.
     """
 
-    def __init__(self, apply: Callable[[ApplyBatch, int], None]) -> None:
+    def __init__(self, apply: Callable[[ApplyBatch, int], None], depth: int = 1,
+                 planned: Callable[[float], None] | None = None) -> None:
         self._apply = apply
+        self._depth = max(1, depth)
+        self._planned = planned
         self._cond = threading.Condition()
-        self._pending: tuple[ApplyBatch, int] | None = None
+        self._pending: deque[tuple[ApplyBatch | PendingBatch, int]] = deque()
         self._busy = False
         self._closed = False
         self._error: BaseException | None = None
@@ -241,41 +263,52 @@ class Applier:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._closed:
+                while not self._pending and not self._closed:
                     self._cond.wait()
-                if self._pending is None:
+                if not self._pending:
                     return
-                batch, events = self._pending
-                self._pending = None
+                item, events = self._pending.popleft()
+                self._busy = True
             try:
-                self._apply(batch, events)
-                with self._cond:
-                    self._committed.append(batch.next_offsets)
+                if self._error is None:  # after a failure the queued batches are dropped, never applied
+                    if isinstance(item, PendingBatch):
+                        batch = item.result()
+                        if self._planned:
+                            self._planned(item.plan_seconds)
+                    else:
+                        batch = item
+                    del item
+                    self._apply(batch, events)
+                    with self._cond:
+                        self._committed.append(batch.next_offsets)
             except BaseException as exc:  # noqa: BLE001 - handed to the polling thread
                 with self._cond:
                     self._error = exc
+                    self._pending.clear()
             finally:
-                del batch  # not kept alive while the next one is planned (memory: two batches at most)
+                batch = item = None  # not kept alive while the next one is planned
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
 
-    def submit(self, batch: ApplyBatch, events: int) -> None:
+    def _in_flight(self) -> int:
+        return len(self._pending) + self._busy
+
+    def submit(self, batch: ApplyBatch | PendingBatch, events: int) -> None:
         with self._cond:
-            while self._busy and self._error is None:
+            while self._in_flight() >= self._depth and self._error is None:
                 self._cond.wait()
             self._raise_locked()
-            self._pending = (batch, events)
-            self._busy = True
+            self._pending.append((batch, events))
             self._cond.notify_all()
 
     def idle(self) -> bool:
         with self._cond:
-            return not self._busy
+            return not self._in_flight()
 
     def wait_idle(self) -> None:
         with self._cond:
-            while self._busy:
+            while self._in_flight():
                 self._cond.wait()
 
     def take_committed(self) -> list[dict[tuple[str, int], int]]:

@@ -82,8 +82,10 @@ def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say
 
 
 def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: str, say: Say,
-             targets: Sequence[str] | None = None, profile: str | None = None) -> dict:
-    """Apply `topic` from offset 0 in a child process (`apply_run`), sampling its CPU and RSS."""
+             targets: Sequence[str] | None = None, profile: str | None = None, planners: int = 0) -> dict:
+    """Apply `topic` from offset 0 in a child process (`apply_run`), sampling its CPU and RSS (with
+    `planners`, the planner processes are its children: CPU is summed over the tree, and both the
+    largest process's and the tree's summed RSS are reported)."""
     if backend == "postgres":
         fresh_pg_database(settings, target)
     else:
@@ -92,7 +94,7 @@ def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: s
         Path(target).unlink(missing_ok=True)
         Path(target + ".wal").unlink(missing_ok=True)
     args = {"topic": topic, "backend": backend, "batch": batch, "target": target,
-            "targets": list(targets) if targets else None, "profile": profile}
+            "targets": list(targets) if targets else None, "profile": profile, "planners": planners}
     log = settings.state_dir / "logs" / "bench-apply-run.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     procs = stack_processes(settings)
@@ -110,9 +112,12 @@ def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: s
     result = json.loads(out.decode().strip().splitlines()[-1])
     result["processes"] = processes
     result["target"] = target
-    say(f"  ours/{backend}: {result['events']:,} events, {result['events_per_s']:,} ev/s active "
-        f"({result['seconds_active']}s; wall {result['seconds_wall']}s), pipeline CPU "
-        f"{processes['pipeline']['cpu_s']}s, peak RSS {processes['pipeline']['peak_rss_mb']} MB")
+    tree = (f" (all {planners + 2} processes: RSS {processes['pipeline']['peak_rss_total_mb']} MB, "
+            f"PSS {processes['pipeline'].get('peak_pss_total_mb')} MB)" if planners else "")
+    say(f"  ours/{backend}{f' +{planners} planners' if planners else ''}: {result['events']:,} events, "
+        f"{result['events_per_s']:,} ev/s active ({result['seconds_active']}s; wall {result['seconds_wall']}s), "
+        f"pipeline CPU {processes['pipeline']['cpu_s']}s, peak RSS {processes['pipeline']['peak_rss_mb']} MB{tree}; "
+        f"stages {result['stage_seconds']}")
     return result
 
 
@@ -135,9 +140,11 @@ def _ours_rows(settings: Settings, backend: str, target: str) -> dict:
 
 def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                backends: Sequence[str] = ("postgres", "duckdb"), sink: SinkSettings | None = BEST_SINK,
-               batch: int = 20_000, seed: int = 1, say: Say = print, keep: bool = False) -> dict:
-    """Our pipeline (each backend) and the JDBC sink (unless `sink` is None) on the same pre-filled
-    stream, `reps` times; returns the results document (also written to bench/results/)."""
+               batch: int = 20_000, seed: int = 1, say: Say = print, keep: bool = False,
+               planners: Sequence[int] = (0,)) -> dict:
+    """Our pipeline (each backend, each number of planner processes) and the JDBC sink (unless `sink`
+    is None) on the same pre-filled stream, `reps` times; returns the results document (also written
+    to bench/results/). Systems: `ours_<backend>` (in-process planning), `ours_<backend>_p<N>`."""
     settings = Settings.load()
     at = stamp()
     load_start = loadavg()
@@ -146,7 +153,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
     expected = compare.expected_rows(state.rows)
     totals = state.totals()
     del state
-    systems = [f"ours_{b}" for b in backends] + (["jdbc_sink"] if sink else [])
+    systems = [f"ours_{b}" + (f"_p{n}" if n else "") for b in backends for n in planners] + (["jdbc_sink"] if sink else [])
     runs: list[dict] = []
     dbs: list[str] = []
     files: list[str] = []
@@ -165,14 +172,15 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                         f" wall {r['seconds_wall']}s), Connect CPU {r['processes']['connect']['cpu_s']}s")
                     rows = compare.canon_private(fetch_sink_rows(settings, db))
                 else:
-                    backend = system.removeprefix("ours_")
+                    backend, _, pn = system.removeprefix("ours_").partition("_p")
+                    n_planners = int(pn or 0)
                     if backend == "postgres":
-                        target = f"{tag}_pg_r{rep}"
+                        target = f"{tag}_pg{pn}_r{rep}"
                         dbs.append(target)
                     else:
-                        target = str(settings.state_dir / "bench" / f"{tag}_duck_r{rep}.duckdb")
+                        target = str(settings.state_dir / "bench" / f"{tag}_duck{pn}_r{rep}.duckdb")
                         files.append(target)
-                    r = run_ours(settings, plain, backend, batch, target, say)
+                    r = run_ours(settings, plain, backend, batch, target, say, planners=n_planners)
                     rows = _ours_rows(settings, backend, target)
                 r["check_vs_expected"] = compare.diff(expected, rows)
                 r["loadavg_before"] = la
@@ -201,6 +209,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                         pass
     summary = summarize_peer(runs, systems)
     doc = {"settings": {"events": events, "keys": keys, "reps": reps, "batch": batch, "seed": seed,
+                        "planners": list(planners),
                         "topics": [plain, schema], "sink": asdict(sink) if sink else None,
                         "sink_label": sink.label() if sink else None,
                         "expected_live_rows": totals[0], "rate_definition": "events / (first data → done)"},
@@ -225,6 +234,9 @@ def summarize_peer(runs: list[dict], systems: Sequence[str]) -> dict:
         out["events_per_s_wall"][s] = spread([r["events_per_s_wall"] for r in mine])
         out["pipeline_or_connect_cpu_s"][s] = spread([r["processes"][proc]["cpu_s"] for r in mine])
         out["peak_rss_mb"][s] = spread([r["processes"][proc]["peak_rss_mb"] for r in mine])
+        out.setdefault("peak_rss_total_mb", {})[s] = spread([r["processes"][proc]["peak_rss_total_mb"] for r in mine])
+        if proc == "pipeline":
+            out.setdefault("peak_pss_total_mb", {})[s] = spread([r["processes"][proc]["peak_pss_total_mb"] for r in mine])
         cpu_rates = [r["events"] / r["processes"][proc]["cpu_s"] for r in mine if r["processes"][proc]["cpu_s"]]
         out.setdefault("events_per_cpu_s", {})[s] = spread(cpu_rates)
     if "jdbc_sink" in systems:
@@ -316,9 +328,11 @@ def default_candidates() -> list[SinkSettings]:
 
 
 def bench_apply(events: int = 1_000_000, keys: int = 200_000, backends: tuple[str, ...] = ("duckdb", "postgres"),
-                batch: int = 20_000, seed: int = 1, say: Say = print) -> dict:
-    """The `reporting bench apply` entry point (kept): our backends only, one repetition."""
-    return bench_peer(events=events, keys=keys, reps=1, backends=backends, sink=None, batch=batch, seed=seed, say=say)
+                batch: int = 20_000, seed: int = 1, say: Say = print, planners: Sequence[int] = (0,),
+                reps: int = 1) -> dict:
+    """The `reporting bench apply` entry point: our backends only (no JDBC sink)."""
+    return bench_peer(events=events, keys=keys, reps=reps, backends=backends, sink=None, batch=batch, seed=seed,
+                      say=say, planners=planners)
 
 
 def profile_ours(events: int = 200_000, keys: int = 40_000, backends: Sequence[str] = ("postgres", "duckdb"),

@@ -17,27 +17,16 @@ import time
 from pathlib import Path
 
 
-def run(topic: str | None, backend: str, batch: int, target: str, targets: list[str] | None = None,
-        profile: str | None = None, routes: dict[str, str] | None = None,
-        until_counts: dict[str, int] | None = None) -> dict:
-    """Apply from offset 0 until caught up; or, with `until_counts` ({contract table: live rows}),
-    stream until every listed table holds that many rows (snapshot benchmark: the topics are still
-    being written while we read). `routes` maps benchmark topics to the projection topic they stand
-    for (default: `topic` → orders.public.orders)."""
-    from pipelines.apply.duckdb_backend import DuckDbBackend
-    from pipelines.apply.postgres_backend import PostgresBackend
+def bench_parts(routes: dict[str, str], targets: list[str] | None = None):
+    """PipelineParts whose planner routes benchmark topics to the projections they stand for
+    (module level, so planner processes can rebuild it)."""
     from pipelines.apply.runner import load_parts
-    from pipelines.apply.worker import Worker
-    from pipelines.bench.common import pg_conninfo
     from pipelines.cdc.plan import Planner
-    from pipelines.kafka.consumer import ChangeConsumer
     from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT, Settings
+    from pipelines.settings import REPO_ROOT
 
-    settings = Settings.load()
     parts = load_parts()
     projections = load_projections(REPO_ROOT / "connectors")
-    routes = routes or {topic: "orders.public.orders"}
     chosen = {}
     for bench_topic, real in routes.items():
         proj = projections[real]
@@ -46,7 +35,32 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
         chosen[bench_topic] = proj
     parts.planner = Planner(chosen, parts.contracts)
     parts.source_tables = {t: p.source_table for t, p in chosen.items()}
-    prefixes = {t.split(".")[0] for t in chosen}
+    parts.prefixes = {t.split(".")[0] for t in chosen}
+    return parts
+
+
+def run(topic: str | None, backend: str, batch: int, target: str, targets: list[str] | None = None,
+        profile: str | None = None, routes: dict[str, str] | None = None,
+        until_counts: dict[str, int] | None = None, planners: int = 0) -> dict:
+    """Apply from offset 0 until caught up; or, with `until_counts` ({contract table: live rows}),
+    stream until every listed table holds that many rows (snapshot benchmark: the topics are still
+    being written while we read). `routes` maps benchmark topics to the projection topic they stand
+    for (default: `topic` → orders.public.orders). `planners`: planner processes (0 = in-process)."""
+    import functools
+
+    from pipelines.apply.duckdb_backend import DuckDbBackend
+    from pipelines.apply.planner_pool import PlannerPool
+    from pipelines.apply.postgres_backend import PostgresBackend
+    from pipelines.apply.worker import Worker
+    from pipelines.bench.common import pg_conninfo
+    from pipelines.kafka.consumer import ChangeConsumer
+    from pipelines.settings import Settings
+
+    settings = Settings.load()
+    routes = routes or {topic: "orders.public.orders"}
+    parts = bench_parts(routes, targets)
+    prefixes = parts.prefixes
+    pool = PlannerPool(planners, functools.partial(bench_parts, routes, targets), parts.contracts) if planners else None
     be = DuckDbBackend(Path(target)) if backend == "duckdb" else PostgresBackend(pg_conninfo(settings, target))
     be.ensure_schema(list(parts.contracts.values()))
     group = f"bench-{Path(target).stem}"
@@ -54,11 +68,23 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
 
     first_wall: list[float] = []
 
-    def plan(records):
+    def first_seen() -> None:
         if not first:
             first.append(time.monotonic())
             first_wall.append(time.time())
+
+    def plan(records):
+        first_seen()
         return parts.plan(records)
+
+    if pool is not None:
+        submit = pool.submit
+
+        def submit_first(records):
+            first_seen()
+            return submit(records)
+
+        pool.submit = submit_first  # type: ignore[method-assign]
 
     prof = None
     if profile:
@@ -81,7 +107,7 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
         worker.stop()
 
     worker = Worker(be, consumer, plan, group, say=lambda m: print(m, file=sys.stderr), status_every=10.0,
-                    after_batch=check)
+                    after_batch=check, pool=pool)
     if prof:
         prof.enable()
     stats = worker.run(until_caught_up=not until_counts, install_signals=False)
@@ -91,10 +117,12 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
     rows = int(be.query("SELECT count(*) FROM reporting.orders_v2 WHERE _deleted_at IS NULL")[0][0])
     consumer.close()
     be.close()
+    if pool is not None:
+        pool.close()
     if prof:
         prof.dump_stats(profile)
     active = t1 - (first[0] if first else t0)
-    return {"backend": backend, "events": stats.events, "batches": stats.batches, "rows_applied": stats.rows,
+    return {"backend": backend, "planners": planners, "events": stats.events, "batches": stats.batches, "rows_applied": stats.rows,
             "seconds_wall": round(t1 - t0, 2), "seconds_active": round(active, 2),
             "events_per_s": round(stats.events / max(active, 1e-9)),
             "events_per_s_wall": round(stats.events / max(t1 - t0, 1e-9)), "rows_final": rows,

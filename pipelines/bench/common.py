@@ -12,7 +12,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +96,7 @@ class _Group:
     cpu0: float | None = None
     peak_rss: int = 0
     peak_rss_total: int = 0
+    peak_pss_total: int = 0
     timeline: list[tuple[float, float, float]] = field(default_factory=list)  # (t, cpu_s, rss_mb)
 
 
@@ -109,8 +110,9 @@ class ProcessSampler:
     `timeline` keeps (seconds since start, cumulative CPU seconds, RSS MB) per sample.
     """
 
-    def __init__(self, roots: dict[str, int], interval: float = 0.5) -> None:
+    def __init__(self, roots: dict[str, int], interval: float = 0.5, pss: Sequence[str] = ("pipeline",)) -> None:
         self.groups = {name: _Group(name, pid) for name, pid in roots.items()}
+        self.pss = set(pss)  # trees whose summed PSS is sampled too (shared pages counted once in all)
         self.interval = interval
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -127,11 +129,13 @@ class ProcessSampler:
     def sample(self) -> None:
         now = time.monotonic() - self.t0
         for g in self.groups.values():
-            rss_max = rss_total = 0
+            rss_max = rss_total = pss_total = 0
             for p in self._tree(g.pid):
                 try:
                     ct = p.cpu_times()
                     rss = p.memory_info().rss
+                    if g.name in self.pss:
+                        pss_total += p.memory_full_info().pss
                 except psutil.Error:
                     continue
                 g.cpu_by_pid[p.pid] = ct.user + ct.system
@@ -142,6 +146,7 @@ class ProcessSampler:
                 g.cpu0 = cpu
             g.peak_rss = max(g.peak_rss, rss_max)
             g.peak_rss_total = max(g.peak_rss_total, rss_total)
+            g.peak_pss_total = max(g.peak_pss_total, pss_total)
             g.timeline.append((round(now, 2), round(cpu - g.cpu0, 2), round(rss_max / 2**20, 1)))
 
     def _loop(self) -> None:
@@ -167,7 +172,10 @@ class ProcessSampler:
         for g in self.groups.values():
             cpu = sum(g.cpu_by_pid.values()) - (g.cpu0 or 0.0)
             out[g.name] = {"cpu_s": round(cpu, 1), "cpu_pct_of_core": round(100 * cpu / wall, 1),
-                           "peak_rss_mb": round(g.peak_rss / 2**20, 1)}
+                           "peak_rss_mb": round(g.peak_rss / 2**20, 1),
+                           "peak_rss_total_mb": round(g.peak_rss_total / 2**20, 1)}
+            if g.name in self.pss:
+                out[g.name]["peak_pss_total_mb"] = round(g.peak_pss_total / 2**20, 1)
         return out
 
     def cpu_between(self, name: str, t_from: float, t_to: float) -> float:
