@@ -47,8 +47,10 @@ BEST_SINK = SinkSettings(batch_size=20000, max_poll_records=20000, reduction_buf
 """The best JDBC sink setting found by `tune_sink` (bench/results/sink-tuning-*.json); used by default."""
 
 
-def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say: Say) -> tuple[str, str, FinalState]:
-    """Produce the workload into the plain and the schema-enabled topic; returns (plain, schema, state)."""
+def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say: Say,
+            with_schema_copy: bool = True) -> tuple[str, str, FinalState]:
+    """Produce the workload into the plain and (for the JDBC sink) the schema-enabled topic; returns
+    (plain, schema, state)."""
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient, NewTopic
 
@@ -57,7 +59,7 @@ def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say
     try:
         existing = admin.list_topics()
         admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1)
-                             for t in (plain, schema) if t not in existing])
+                             for t in ((plain, schema) if with_schema_copy else (plain,)) if t not in existing])
     finally:
         admin.close()
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=50, batch_size=512 * 1024,
@@ -70,13 +72,14 @@ def prefill(settings: Settings, tag: str, events: int, keys: int, seed: int, say
         state.feed(k, v)
         if i and i % 250_000 == 0:
             say(f"  prefill {plain}: {i:,}/{events:,}")
-    for i, (k, v) in enumerate(with_schemas(iter(pairs), schema)):
+    for i, (k, v) in enumerate(with_schemas(iter(pairs if with_schema_copy else []), schema)):
         producer.send(schema, key=k, value=v)
         if i and i % 250_000 == 0:
             say(f"  prefill {schema}: {i:,}/{events:,}")
     producer.flush()
     producer.close()
-    say(f"prefilled {plain} and {schema} with {events:,} events each in {time.monotonic() - t0:.0f}s; "
+    say(f"prefilled {plain}{f' and {schema}' if with_schema_copy else ''} with {events:,} events each in "
+        f"{time.monotonic() - t0:.0f}s; "
         f"expected final state {len(state.rows):,} live orders")
     return plain, schema, state
 
@@ -149,7 +152,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
     at = stamp()
     load_start = loadavg()
     tag = f"bench{int(time.time())}"
-    plain, schema, state = prefill(settings, tag, events, keys, seed, say)
+    plain, schema, state = prefill(settings, tag, events, keys, seed, say, with_schema_copy=sink is not None)
     expected = compare.expected_rows(state.rows)
     totals = state.totals()
     del state
@@ -210,7 +213,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
     summary = summarize_peer(runs, systems)
     doc = {"settings": {"events": events, "keys": keys, "reps": reps, "batch": batch, "seed": seed,
                         "planners": list(planners),
-                        "topics": [plain, schema], "sink": asdict(sink) if sink else None,
+                        "topics": [plain, schema] if sink else [plain], "sink": asdict(sink) if sink else None,
                         "sink_label": sink.label() if sink else None,
                         "expected_live_rows": totals[0], "rate_definition": "events / (first data → done)"},
            "loadavg_start": load_start, "summary": summary, "runs": runs}
