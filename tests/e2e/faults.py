@@ -23,15 +23,37 @@ class StreamProcess:
     def __init__(self, settings: Settings, log: Path, extra_env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log = log
-        self.env = {**os.environ, **E2E_ENV, "REPORTING_BACKEND": settings.backend, **(extra_env or {})}
+        # unbuffered: a SIGKILLed stream's last lines are in the log too
+        self.env = {**os.environ, **E2E_ENV, "REPORTING_BACKEND": settings.backend, "PYTHONUNBUFFERED": "1",
+                    **(extra_env or {})}
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.sessions: list[int] = []  # one per start (start_new_session: session id = the stream's pid)
 
-    def start(self) -> None:
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
         out = self.log.open("ab")
-        self.proc = subprocess.Popen([REPORTING, "stream", "--replica-every", "0"], env=self.env, stdout=out,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen([REPORTING, "stream", "--replica-every", "0"], env={**self.env, **(extra_env or {})},
+                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self.starts += 1
+        self.sessions.append(self.proc.pid)
+
+    def leftovers(self, wait_s: float = 10.0) -> list[str]:
+        """Processes still alive in the sessions of earlier starts (planner processes outliving a
+        killed stream, say), after up to `wait_s` seconds."""
+        import psutil
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            left = []
+            for p in psutil.process_iter(["pid", "cmdline", "status"]):
+                try:
+                    if os.getsid(p.pid) in self.sessions and p.info["status"] != psutil.STATUS_ZOMBIE:
+                        left.append(f"{p.pid}: {' '.join(p.info['cmdline'] or [])[:120]}")
+                except (OSError, psutil.Error):
+                    continue
+            if not left or time.monotonic() > deadline:
+                return left
+            time.sleep(0.2)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -23,7 +23,9 @@ FULL = os.environ.get("REPORTING_FAULTS_FULL") == "1"
 
 def test_kill9_pipeline_repeatedly_while_traffic_runs(stack, tmp_path):
     """≥10 crashes: external SIGKILL at random moments plus injected crashes inside the DB
-    transaction (mid-batch) and between the DB commit and the Kafka commit."""
+    transaction (mid-batch) and between the DB commit and the Kafka commit. Every other start plans
+    in two planner processes (`REPORTING_PLANNERS=2`): those die with the stream, and the effect
+    is the same."""
     settings = stack.settings
     rng = random.Random(11)
     traffic = Traffic(service_urls(stack), rate=60, duration=60 if FULL else 25, seed=21)
@@ -38,14 +40,18 @@ def test_kill9_pipeline_repeatedly_while_traffic_runs(stack, tmp_path):
         if stream.alive():
             stream.kill9()
         crashes += 1  # killed by us, or it crashed itself at an injected fault point
-        stream.start()
+        # even starts (the last one too, which runs until the traffic ends) plan in two planner processes
+        stream.start({"REPORTING_PLANNERS": "0" if crashes % 2 else "2"})
     traffic.join(timeout=180)
     assert traffic.error is None, traffic.error
     stream.stop()
+    assert not stream.leftovers(), stream.leftovers(0)
     catch_up(settings)
     bad = reconcile_all(settings)
     assert not bad, [(r.table, r.missing, r.extra, r.different, r.invalid, r.error) for r in bad]
     assert stream.starts >= 11
+    log = (tmp_path / "stream.log").read_text(errors="replace")
+    assert "planning in 2 planner process(es)" in log, log[-2000:]
 
 
 def test_kafka_and_connect_restart_and_source_outage(stack, tmp_path):
