@@ -3,6 +3,7 @@ copy in docs/img/bench-<kind>.png (what docs/benchmarks.md shows)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -30,16 +31,38 @@ def _save(fig, kind: str, at: str, latest: str | None = None) -> Path:
     return path
 
 
+def _split(system: str) -> tuple[str, str]:
+    """'ours_duckdb_p2' → ('ours_duckdb', '2'); 'ours_duckdb' → ('ours_duckdb', '')."""
+    m = re.fullmatch(r"(.+)_p(\d+)", system)
+    return (m.group(1), m.group(2)) if m else (system, "")
+
+
+def _label(system: str) -> str:
+    base, planners = _split(system)
+    label = LABELS.get(base, base)
+    return f"{label}\n+{planners} planner processes" if planners else label
+
+
+def _color(system: str) -> str:
+    base, planners = _split(system)
+    color = COLORS.get(base, "#888888")
+    if planners:  # the same hue, lighter
+        r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+        color = "#{:02x}{:02x}{:02x}".format(*(c + (255 - c) * 2 // 5 for c in (r, g, b)))
+    return color
+
+
 def plot_apply(doc: dict, at: str) -> Path:
+    """Bar chart of the apply rates; the latest run with the JDBC sink is docs/img/bench-apply.png,
+    the latest of ours only (`bench apply`, with and without planner processes) bench-apply-ours.png."""
     plt = _plt()
     s = doc["summary"]["events_per_s"]
     systems = list(s)
     med = [s[k]["median"] for k in systems]
     lo = [s[k]["median"] - s[k]["min"] for k in systems]
     hi = [s[k]["max"] - s[k]["median"] for k in systems]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    bars = ax.bar([LABELS.get(k, k) for k in systems], med, yerr=[lo, hi], capsize=6,
-                  color=[COLORS.get(k, "#888") for k in systems])
+    fig, ax = plt.subplots(figsize=(max(7, 1.9 * len(systems)), 4))
+    bars = ax.bar([_label(k) for k in systems], med, yerr=[lo, hi], capsize=6, color=[_color(k) for k in systems])
     for b, v in zip(bars, med, strict=True):
         ax.annotate(f"{v:,.0f}", (b.get_x() + b.get_width() / 2, v), ha="center", va="bottom",
                     xytext=(0, 3), textcoords="offset points")
@@ -50,7 +73,7 @@ def plot_apply(doc: dict, at: str) -> Path:
     ax.set_title(f"Apply {st['events']:,} events (20/70/10 over {st['keys']:,} keys), {st['reps']} reps\n{ratios}",
                  fontsize=10)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, "apply", at)
+    return _save(fig, "apply", at, latest="apply" if "jdbc_sink" in systems else "apply-ours")
 
 
 def plot_e2e(doc: dict, at: str) -> Path:
