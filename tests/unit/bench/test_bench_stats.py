@@ -60,3 +60,12 @@ def test_not_sustained_when_a_large_backlog_remains():
     stuck = [(t, 50_000.0) for t in range(60)]
     assert not stats.sustained(stuck, event_rate=2000)
     assert not stats.sustained([], event_rate=2000)
+
+
+def test_plot_labels_name_the_planner_processes():
+    from pipelines.bench.plot import _color, _label
+
+    assert _label("ours_duckdb") == "ours → DuckDB"
+    assert _label("ours_postgres_p2") == "ours → PostgreSQL\n+2 planner processes"
+    assert _label("ours_postgres") == "ours → PostgreSQL"  # 'postgres' holds no planner suffix
+    assert _color("ours_duckdb_p2") != _color("ours_duckdb") and _color("ours_duckdb_p2").startswith("#")
