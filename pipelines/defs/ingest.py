@@ -60,7 +60,8 @@ def build_ingest_assets(contracts: list[Contract]) -> dg.AssetsDefinition:
         settings = reporting.settings()
         wait_writable(settings, say=context.log.info)
         stats = run_pipeline(settings=settings, until_caught_up=True, group=reporting.consumer_group,
-                             say=context.log.info, install_signals=False)
+                             say=context.log.info, install_signals=False,
+                             planners=None if reporting.planners < 0 else reporting.planners)
         for c in contracts:
             yield dg.MaterializeResult(asset_key=contract_asset_key(c), metadata={
                 "events_in_run": stats.events, "rows_applied_in_run": stats.rows,

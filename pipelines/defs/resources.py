@@ -53,6 +53,9 @@ class ReportingResource(dg.ConfigurableResource):
     """'duckdb' or 'postgres'; empty = REPORTING_BACKEND (default duckdb)."""
     consumer_group: str = "reporting-pipeline"
     """Kafka consumer group of the pipeline (offsets are stored per group in the reporting DB)."""
+    planners: int = -1
+    """Planner processes for the ingest run (apply/planner_pool.py): 0 = plan in the run's process,
+    2 = catch up a large backlog faster on 2 cores; -1 = REPORTING_PLANNERS (default 0)."""
 
     def settings(self) -> Settings:
         if self.backend:
