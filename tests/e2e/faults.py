@@ -114,3 +114,24 @@ def reconcile_all(settings: Settings) -> list:
     diffs = sum(r.differences for r in results)
     print(f"reconcile: {len(results)} tables, {rows:,} source rows compared, {diffs} difference(s)")
     return [r for r in results if not r.ok]
+
+
+def caught_up_and_reconciled(settings: Settings, timeout: float = 150.0) -> list:
+    """Catch up, then reconcile; while differences remain, repeat until `timeout`. Returns what is
+    still not clean (empty = zero differences).
+
+    After a source outage the connector may still be reconnecting (Debezium retries, then the task is
+    restarted) when the pipeline finds nothing new for a few passes, so one early reconcile can see
+    changes that are merely late. Late changes arrive; lost ones never do, and neither do duplicates
+    or resurrected rows go away, so a difference that outlives the timeout is a real one.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        catch_up(settings)
+        bad = reconcile_all(settings)
+        if not bad or time.monotonic() > deadline:
+            return bad
+        print("reconcile: differences left, catching up again: "
+              + ", ".join(f"{r.table} (missing {r.missing}, different {r.different})" for r in bad))
+        time.sleep(5)
+

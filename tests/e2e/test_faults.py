@@ -14,7 +14,7 @@ import time
 import pytest
 
 from pipelines.stack.bootstrap import service_urls
-from tests.e2e.faults import StreamProcess, Traffic, catch_up, reconcile_all
+from tests.e2e.faults import StreamProcess, Traffic, caught_up_and_reconciled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -40,17 +40,21 @@ def test_kill9_pipeline_repeatedly_while_traffic_runs(stack, tmp_path):
         if stream.alive():
             stream.kill9()
         crashes += 1  # killed by us, or it crashed itself at an injected fault point
-        # even starts (the last one too, which runs until the traffic ends) plan in two planner processes
-        stream.start({"REPORTING_PLANNERS": "0" if crashes % 2 else "2"})
+        # even starts and the last one (which runs until the traffic ends) plan in two planner processes
+        stream.start({"REPORTING_PLANNERS": "2" if crashes % 2 == 0 or crashes == target else "0"})
     traffic.join(timeout=180)
     assert traffic.error is None, traffic.error
+    log_path = tmp_path / "stream.log"
+    deadline = time.monotonic() + 90
+    while "planning in 2 planner process(es)" not in log_path.read_text(errors="replace") and stream.alive():
+        assert time.monotonic() < deadline, "the last stream never started its planner processes"
+        time.sleep(0.5)
     stream.stop()
     assert not stream.leftovers(), stream.leftovers(0)
-    catch_up(settings)
-    bad = reconcile_all(settings)
+    bad = caught_up_and_reconciled(settings)
     assert not bad, [(r.table, r.missing, r.extra, r.different, r.invalid, r.error) for r in bad]
     assert stream.starts >= 11
-    log = (tmp_path / "stream.log").read_text(errors="replace")
+    log = log_path.read_text(errors="replace")
     assert "planning in 2 planner process(es)" in log, log[-2000:]
 
 
@@ -82,8 +86,7 @@ def test_kafka_and_connect_restart_and_source_outage(stack, tmp_path):
     with_orders.start()
     with_orders.join(timeout=120)
     stream.stop()
-    catch_up(settings)
-    bad = reconcile_all(settings)
+    bad = caught_up_and_reconciled(settings)
     assert not bad, [(r.table, r.missing, r.extra, r.different, r.invalid, r.error) for r in bad]
 
 
@@ -103,8 +106,7 @@ def test_duckdb_locked_by_another_process_stream_waits_then_applies(stack, tmp_p
     traffic.join(timeout=120)
     stream.stop()
     assert "waiting for the reporting DB" in (tmp_path / "stream.log").read_text()
-    catch_up(settings)
-    assert not reconcile_all(settings)
+    assert not caught_up_and_reconciled(settings)
 
 
 def test_postgres_backend_down_for_a_while(stack, tmp_path):
@@ -126,6 +128,5 @@ def test_postgres_backend_down_for_a_while(stack, tmp_path):
     time.sleep(3)
     assert stream.alive(), (tmp_path / "stream.log").read_text()[-2000:]
     stream.stop()
-    catch_up(settings)
-    bad = reconcile_all(settings)
+    bad = caught_up_and_reconciled(settings)
     assert not bad, [(r.table, r.missing, r.extra, r.different, r.invalid, r.error) for r in bad]
