@@ -134,8 +134,9 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
     """Run the pipeline worker with the configured backend; returns the run's statistics.
 
     `planners`: planner processes (apply/planner_pool.py; None = REPORTING_PLANNERS, default 0 =
-    plan on the polling thread). Two roughly double the planning capacity on two cores; they
-    cost a process each (~70 MB) and a few milliseconds of latency per batch.
+    plan on the polling thread). Two took the DuckDB apply rate from ~39k to ~52k events/s on two
+    cores; they cost a process each (~77 MB at rest, more while planning a batch) and 1–5 ms more
+    per streaming batch (docs/benchmarks.md §7).
 
     DuckDB: while the worker holds the file no other process can open it, so a read replica for BI
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
