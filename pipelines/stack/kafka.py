@@ -106,6 +106,11 @@ class KafkaBroker:
         return proc.live_pid(self.pid_file)
 
     def start(self) -> bool:
+        """Start if not running; True when this call started it (retried when its port was taken
+        in the meantime, see proc.retry_port_race)."""
+        return proc.retry_port_race(self.log, self._start_once)
+
+    def _start_once(self) -> bool:
         if self.running_pid():
             return False
         s = self.settings
@@ -182,6 +187,11 @@ class ConnectWorker:
         return proc.live_pid(self.pid_file)
 
     def start(self) -> bool:
+        """Start if not running; True when this call started it (retried when its port was taken
+        in the meantime, see proc.retry_port_race)."""
+        return proc.retry_port_race(self.log, self._start_once)
+
+    def _start_once(self) -> bool:
         if self.running_pid():
             return False
         s = self.settings

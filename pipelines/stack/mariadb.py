@@ -59,6 +59,11 @@ class MariaDbServer:
                   "--skip-test-db", "--auth-root-authentication-method=socket"], f"{self.component}: mariadb-install-db")
 
     def start(self) -> bool:
+        """Start if not running; True when this call started it (retried when its port was taken
+        in the meantime, see proc.retry_port_race)."""
+        return proc.retry_port_race(self.log, self._start_once)
+
+    def _start_once(self) -> bool:
         if self.running_pid():
             return False
         proc.ensure_port_free(self.component, self.host, self.port)

@@ -101,7 +101,11 @@ class PgCluster:
             fh.write("\n# written by `reporting stack up`\n" + "\n".join(conf) + "\n")
 
     def start(self) -> bool:
-        """Start if not running; True when this call started it."""
+        """Start if not running; True when this call started it (retried when its port was taken
+        in the meantime, see proc.retry_port_race)."""
+        return proc.retry_port_race(self.log, self._start_once)
+
+    def _start_once(self) -> bool:
         if self.running_pid():
             return False
         proc.ensure_port_free(self.component, self.host, self.port)

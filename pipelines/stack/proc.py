@@ -29,6 +29,45 @@ def ensure_port_free(component: str, host: str, port: int) -> None:
         )
 
 
+BIND_RACE = "Address already in use"
+"""What PostgreSQL, MariaDB and the JVM all log when their listening port was taken."""
+
+
+def retry_port_race(log: Path, start: Callable[[], bool], attempts: int = 3, pause: float = 2.0) -> bool:
+    """`start()`, again (up to `attempts` times) when the server died because its port was taken
+    between our free-port check and its own bind.
+
+    Our fixed ports lie inside Linux's ephemeral range (32768-60999), so an outgoing connection made
+    meanwhile (a provisioning session, a client) can hold one of them as its local port for a moment;
+    the server then fails with "Address already in use" although nothing listens there. Only the log
+    lines written by this attempt are looked at; any other failure is raised at once.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            offset = log.stat().st_size
+        except OSError:
+            offset = 0
+        try:
+            return start()
+        except StackError as exc:
+            if BIND_RACE not in _read_from(log, offset):
+                raise
+            if attempt == attempts:
+                raise StackError(f"{exc}: its port stayed taken for {attempts} attempts (see `ss -tanp` "
+                                 "for the process holding it)", exc.detail) from exc
+            time.sleep(pause * attempt)
+    raise AssertionError("unreachable")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(4 * 1024 * 1024).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def tail(path: Path, lines: int = 15) -> str:
     """The last lines of a log file ('' when it does not exist)."""
     try:
