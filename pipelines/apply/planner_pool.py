@@ -43,7 +43,10 @@ _init_error: BaseException | None = None
 
 def _die_with_parent(parent: int) -> None:
     """Linux: SIGKILL this process when its parent dies (a kill -9 of the pipeline must not leave
-    planners behind: they would block on their task queue forever)."""
+    planners behind: they would block on their task queue forever). The kernel ties this to the
+    parent *thread* that started the process, so a PlannerPool must be created on a thread that
+    outlives it (the pipeline's own thread does; a pool created on a short-lived thread would see
+    its planners killed, which the worker reports as a broken pool, never as a silent loss)."""
     try:
         import ctypes
 
