@@ -72,6 +72,8 @@ class RunStats:
     plan_s: float = 0.0  # polling thread: decode, project, validate, reduce
     apply_s: float = 0.0  # applier thread: one transaction per batch (overlaps the next poll and plan)
     started: float = field(default_factory=time.monotonic)
+    first_records_at: float | None = None  # monotonic time the first poll returned records
+    first_records_wall: float | None = None  # the same moment as epoch seconds
 
     @property
     def seconds(self) -> float:
@@ -199,6 +201,8 @@ class Worker:
                 stats.poll_s += t1 - t0
                 if records:
                     idle_since = t1
+                    if stats.first_records_at is None:
+                        stats.first_records_at, stats.first_records_wall = t1, time.time()
                     n = len(records)
                     if pool is not None:
                         batch = pool.submit(records)  # planned in a planner process (plan_s: its time)

@@ -64,28 +64,6 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
     be = DuckDbBackend(Path(target)) if backend == "duckdb" else PostgresBackend(pg_conninfo(settings, target))
     be.ensure_schema(list(parts.contracts.values()))
     group = f"bench-{Path(target).stem}"
-    first: list[float] = []
-
-    first_wall: list[float] = []
-
-    def first_seen() -> None:
-        if not first:
-            first.append(time.monotonic())
-            first_wall.append(time.time())
-
-    def plan(records):
-        first_seen()
-        return parts.plan(records)
-
-    if pool is not None:
-        submit = pool.submit
-
-        def submit_first(records):
-            first_seen()
-            return submit(records)
-
-        pool.submit = submit_first  # type: ignore[method-assign]
-
     prof = None
     if profile:
         import cProfile
@@ -106,7 +84,7 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
         done_at.append(time.time())
         worker.stop()
 
-    worker = Worker(be, consumer, plan, group, say=lambda m: print(m, file=sys.stderr), status_every=10.0,
+    worker = Worker(be, consumer, parts.plan, group, say=lambda m: print(m, file=sys.stderr), status_every=10.0,
                     after_batch=check, pool=pool)
     if prof:
         prof.enable()
@@ -121,14 +99,14 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
         pool.close()
     if prof:
         prof.dump_stats(profile)
-    active = t1 - (first[0] if first else t0)
+    active = t1 - (stats.first_records_at or t0)
     return {"backend": backend, "planners": planners, "events": stats.events, "batches": stats.batches, "rows_applied": stats.rows,
             "seconds_wall": round(t1 - t0, 2), "seconds_active": round(active, 2),
             "events_per_s": round(stats.events / max(active, 1e-9)),
             "events_per_s_wall": round(stats.events / max(t1 - t0, 1e-9)), "rows_final": rows,
             "dead_letters": stats.dead_letters,
             "stage_seconds": {"poll": round(stats.poll_s, 2), "plan": round(stats.plan_s, 2),
-                              "apply": round(stats.apply_s, 2)}, "first_record_at": first_wall[0] if first_wall else None,
+                              "apply": round(stats.apply_s, 2)}, "first_record_at": stats.first_records_wall,
             "done_at": done_at[0] if done_at else time.time()}
 
 

@@ -89,8 +89,10 @@ def _planner(planned_while_applying: list[bool], backend: FakeBackend):
 def test_batches_apply_in_order_once_each_while_the_next_is_planned():
     backend, consumer, overlapped = FakeBackend(), FakeConsumer(_batches(8)), []
     worker = Worker(backend, consumer, _planner(overlapped, backend), "g", say=lambda _m: None)
+    before = time.monotonic()
     stats = worker.run(until_caught_up=True, install_signals=False)
     assert backend.applied == [3, 6, 9, 12, 15, 18, 21, 24]
+    assert before <= stats.first_records_at <= time.monotonic() and stats.first_records_wall is not None
     assert backend.max_in_flight == 1
     assert stats.events == 24 and stats.batches == 8
     assert any(overlapped), "no batch was planned while the previous one was being applied"
