@@ -34,6 +34,8 @@ from pipelines.bench.common import (
     drop_pg_databases,
     fresh_pg_database,
     loadavg,
+    ours_system,
+    split_system,
     stack_processes,
     stamp,
     write_results,
@@ -156,7 +158,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
     expected = compare.expected_rows(state.rows)
     totals = state.totals()
     del state
-    systems = [f"ours_{b}" + (f"_p{n}" if n else "") for b in backends for n in planners] + (["jdbc_sink"] if sink else [])
+    systems = [ours_system(b, n) for b in backends for n in planners] + (["jdbc_sink"] if sink else [])
     runs: list[dict] = []
     dbs: list[str] = []
     files: list[str] = []
@@ -175,8 +177,8 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                         f" wall {r['seconds_wall']}s), Connect CPU {r['processes']['connect']['cpu_s']}s")
                     rows = compare.canon_private(fetch_sink_rows(settings, db))
                 else:
-                    backend, _, pn = system.removeprefix("ours_").partition("_p")
-                    n_planners = int(pn or 0)
+                    base, n_planners = split_system(system)
+                    backend, pn = base.removeprefix("ours_"), n_planners or ""
                     if backend == "postgres":
                         target = f"{tag}_pg{pn}_r{rep}"
                         dbs.append(target)

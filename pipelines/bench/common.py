@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,17 @@ RESULTS_DIR = REPO_ROOT / "bench" / "results"
 IMG_DIR = REPO_ROOT / "docs" / "img"
 
 Say = Callable[[str], None]
+
+
+def ours_system(backend: str, planners: int = 0) -> str:
+    """A benchmark system's name: 'ours_duckdb', or 'ours_duckdb_p2' with 2 planner processes."""
+    return f"ours_{backend}" + (f"_p{planners}" if planners else "")
+
+
+def split_system(system: str) -> tuple[str, int]:
+    """'ours_duckdb_p2' → ('ours_duckdb', 2); 'ours_postgres' or 'jdbc_sink' → (system, 0)."""
+    m = re.fullmatch(r"(.+)_p(\d+)", system)
+    return (m.group(1), int(m.group(2))) if m else (system, 0)
 
 
 def machine() -> dict:

@@ -3,11 +3,10 @@ copy in docs/img/bench-<kind>.png (what docs/benchmarks.md shows)."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
-from pipelines.bench.common import IMG_DIR, RESULTS_DIR
+from pipelines.bench.common import IMG_DIR, RESULTS_DIR, split_system
 
 LABELS = {"ours_postgres": "ours → PostgreSQL", "ours_duckdb": "ours → DuckDB", "jdbc_sink": "Debezium JDBC sink\n→ PostgreSQL"}
 COLORS = {"ours_postgres": "#2b6cb0", "ours_duckdb": "#2f855a", "jdbc_sink": "#c05621"}
@@ -31,20 +30,14 @@ def _save(fig, kind: str, at: str, latest: str | None = None) -> Path:
     return path
 
 
-def _split(system: str) -> tuple[str, str]:
-    """'ours_duckdb_p2' → ('ours_duckdb', '2'); 'ours_duckdb' → ('ours_duckdb', '')."""
-    m = re.fullmatch(r"(.+)_p(\d+)", system)
-    return (m.group(1), m.group(2)) if m else (system, "")
-
-
 def _label(system: str) -> str:
-    base, planners = _split(system)
+    base, planners = split_system(system)
     label = LABELS.get(base, base)
     return f"{label}\n+{planners} planner processes" if planners else label
 
 
 def _color(system: str) -> str:
-    base, planners = _split(system)
+    base, planners = split_system(system)
     color = COLORS.get(base, "#888888")
     if planners:  # the same hue, lighter
         r, g, b = (int(color[i:i + 2], 16) for i in (1, 3, 5))

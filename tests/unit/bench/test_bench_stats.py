@@ -62,6 +62,15 @@ def test_not_sustained_when_a_large_backlog_remains():
     assert not stats.sustained([], event_rate=2000)
 
 
+def test_system_names_round_trip_with_planner_processes():
+    from pipelines.bench.common import ours_system, split_system
+
+    assert ours_system("duckdb") == "ours_duckdb" and ours_system("postgres", 2) == "ours_postgres_p2"
+    assert split_system("ours_postgres_p2") == ("ours_postgres", 2)
+    assert split_system("ours_postgres") == ("ours_postgres", 0)  # 'postgres' holds no planner suffix
+    assert split_system("jdbc_sink") == ("jdbc_sink", 0)
+
+
 def test_plot_labels_name_the_planner_processes():
     from pipelines.bench.plot import _color, _label
 
