@@ -27,16 +27,40 @@ app.add_typer(connectors_app, name="connectors")
 
 
 def _mount_contract_app() -> None:
+    from pipelines.contract import cli as contract_cli
     from pipelines.contract.cli import app as contract_app
+
+    contract_cli.HOOKS["root"] = lambda: _settings().estate.contracts
+    contract_cli.HOOKS["estate_check"] = lambda contracts: _estate_contract_problems(contracts)
 
     @contract_app.command("status")
     def contract_status() -> None:
         """Live versions: status, deprecation date, rows, newest source time, freshness vs objective."""
         from pipelines.contract.status import status_command
 
-        raise typer.Exit(status_command())
+        raise typer.Exit(status_command(_settings()))
 
     app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs, status.")
+
+
+def _estate_contract_problems(contracts) -> list[str]:
+    """Projections of the estate against its contracts: every target is a live contract table and is
+    fed by exactly one service (a second service feeding the same contract is refused)."""
+    from pipelines.projection import ProjectionError, load_estate_projections
+
+    estate = _settings().estate
+    try:
+        projections = load_estate_projections(estate)
+    except ProjectionError as exc:
+        return [str(exc)]
+    live = {c.physical_name for c in contracts if c.status != "retired"}
+    problems = []
+    for tp in projections.values():
+        for t in tp.targets:
+            if t.physical_name not in live:
+                problems.append(f"{tp.path}:{t.line}: target {t.physical_name} is not a live contract table in "
+                                f"{estate.contracts}")
+    return problems
 
 
 _mount_contract_app()
@@ -45,13 +69,29 @@ console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("reporting")
 
-_state = {"verbose": False}
+_state: dict = {"verbose": False, "estate": None, "settings": None}
+
+
+def _settings() -> Settings:
+    """The one configuration of this command, built from the estate file the first time it is needed."""
+    if _state["settings"] is None:
+        _state["settings"] = Settings.load(_state["estate"])
+    return _state["settings"]
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Print error detail too.")) -> None:
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Print error detail too."),
+          estate: str = typer.Option(None, "--estate", "-e", metavar="FILE",
+                                     help="Estate file (default: REPORTING_ESTATE, else the bundled reporting.yaml).")
+          ) -> None:
     _state["verbose"] = verbose
-    settings = Settings.load()
+    _state["estate"] = estate
+    _state["settings"] = None
+    try:
+        settings = _settings()
+    except Exception as exc:  # noqa: BLE001 - an unreadable estate file is one line, like every other error
+        err.print(f"error: {exc}", style="bold red", highlight=False, markup=False)
+        raise typer.Exit(2) from exc
     handlers: list[logging.Handler] = []
     try:
         settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -80,7 +120,7 @@ def friendly(fn: Callable) -> Callable:
             if detail and _state["verbose"]:
                 err.print(detail, highlight=False, markup=False)
             elif detail:
-                err.print(f"(detail in {Settings.load().log_dir / 'reporting.log'})", highlight=False, markup=False)
+                err.print(f"(detail in {_settings().log_dir / 'reporting.log'})", highlight=False, markup=False)
             raise typer.Exit(2) from exc
 
     return wrapper
@@ -97,7 +137,7 @@ def stack_up(connectors: bool = typer.Option(True, help="Also create service sch
     """Install what is missing, start every component, provision databases, register connectors."""
     from pipelines.stack.manager import Stack
 
-    stack = Stack()
+    stack = Stack(_settings())
     stack.up(say=_say)
     if connectors:
         from pipelines.stack.bootstrap import apply_connectors, create_service_schemas
@@ -113,7 +153,7 @@ def stack_install() -> None:
     """Install what the stack needs and nothing else: Debian packages and the pinned JVM artifacts."""
     from pipelines.stack import install
 
-    settings = Settings.load()
+    settings = _settings()
     install.ensure_debian_packages(_say)
     install.ensure_jvm_artifacts(settings, _say)
     _say("[green]installed[/] (PostgreSQL 15, MariaDB, Kafka/Connect/Debezium jars in "
@@ -126,7 +166,7 @@ def stack_down() -> None:
     """Stop everything `up` started (by pid file); data stays in the state folder."""
     from pipelines.stack.manager import Stack, leftover_processes
 
-    stack = Stack()
+    stack = Stack(_settings())
     from pipelines.ui import stop_ui
 
     stop_ui(stack.settings, say=_say)
@@ -143,7 +183,7 @@ def stack_status() -> None:
     """Health of each component; exit 1 if any is down."""
     from pipelines.stack.manager import Stack
 
-    rows = Stack().status()
+    rows = Stack(_settings()).status()
     t = Table("component", "state", "where")
     for h in rows:
         t.add_row(h.component, "[green]up[/]" if h.up else "[red]down[/]", h.detail)
@@ -158,7 +198,7 @@ def stack_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) ->
     """Stop the stack and delete its state (databases, topics, reporting DB; jars are kept)."""
     from pipelines.stack.manager import Stack
 
-    stack = Stack()
+    stack = Stack(_settings())
     if not yes:
         typer.confirm(f"delete all data under {stack.settings.state_dir} (jars kept)?", abort=True)
     stack.down(say=_say)
@@ -172,22 +212,22 @@ def stack_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) ->
 def connectors_apply() -> None:
     """Register (or update) every connectors/<service>/connector.json and wait until RUNNING."""
     from pipelines.stack.bootstrap import apply_connectors
-    from pipelines.stack.manager import Stack
 
-    apply_connectors(Stack(), say=_say)
+    apply_connectors(_settings(), say=_say)
 
 
 @connectors_app.command("status")
 @friendly
 def connectors_status() -> None:
     """State of each connector and its tasks; exit 1 unless all are RUNNING."""
-    from pipelines.stack.connect_api import ConnectClient, connector_files, load_connector
+    from pipelines.connect.client import client_for, estate_connectors
 
-    client = ConnectClient(Settings.load().connect_url)
+    settings = _settings()
+    client = client_for(settings)
     t = Table("connector", "state", "tasks", "trace")
     ok = True
-    for path in connector_files():
-        name = load_connector(path)["name"]
+    for spec in estate_connectors(settings.estate):
+        name = spec["name"]
         st = client.status(name)
         ok &= st.running
         t.add_row(name, st.state, ", ".join(f"{i}:{s}" for i, s in st.tasks),
@@ -210,7 +250,7 @@ def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer 
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     from pipelines.apply.runner import run_pipeline
 
-    run_pipeline(until_caught_up=False, group=group, say=_say, replica_every=replica_every, planners=planners)
+    run_pipeline(_settings(), until_caught_up=False, group=group, say=_say, replica_every=replica_every, planners=planners)
 
 
 @app.command("sql")
@@ -220,7 +260,7 @@ def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="B
     """SQL prompt on the reporting DB (PostgreSQL: psql as bi_reader; DuckDB: main file or its read replica)."""
     from pipelines.bi.sql_shell import open_sql
 
-    code = open_sql(Settings.load(), read_only=read_only, command=command)
+    code = open_sql(_settings(), read_only=read_only, command=command)
     if code:
         raise typer.Exit(code)
 
@@ -238,7 +278,7 @@ def ingest(
     """Apply change events until caught up, then exit (what Dagster runs)."""
     from pipelines.apply.runner import run_pipeline
 
-    run_pipeline(until_caught_up=until_caught_up, group=group, say=_say, planners=planners)
+    run_pipeline(_settings(), until_caught_up=until_caught_up, group=group, say=_say, planners=planners)
 
 
 dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True)
@@ -254,7 +294,7 @@ def dlq_list(table: str = typer.Option(None, help="Only this contract table, sou
     from pipelines.apply.dead_letters import list_dead_letters
     from pipelines.apply.runner import open_backend
 
-    backend = open_backend(Settings.load())
+    backend = open_backend(_settings())
     try:
         rows = list_dead_letters(backend, table, include_replayed=all_, limit=limit)
     finally:
@@ -275,8 +315,8 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
     from pipelines.apply.dead_letters import replay
     from pipelines.apply.runner import load_parts, open_backend
 
-    parts = load_parts()
-    backend = open_backend(Settings.load())
+    parts = load_parts(_settings().estate)
+    backend = open_backend(_settings())
     try:
         backend.ensure_schema(list(parts.contracts.values()))
         res = replay(backend, parts, group, table)
@@ -295,8 +335,8 @@ def status(group: str = typer.Option("reporting-pipeline")) -> None:
     from pipelines.apply.runner import load_parts, open_backend
     from pipelines.apply.status import events_per_second, partition_lags, table_statuses
 
-    settings = Settings.load()
-    parts = load_parts()
+    settings = _settings()
+    parts = load_parts(settings.estate)
     backend = open_backend(settings)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
@@ -313,7 +353,9 @@ def status(group: str = typer.Option("reporting-pipeline")) -> None:
                   str(ts.dead_letters), (ts.last_error or "")[:60])
     console.print(t)
     try:
-        lags = partition_lags(stored, settings.kafka_bootstrap)
+        from pipelines.kafka.security import client_config
+
+        lags = partition_lags(stored, client_config(settings))
     except Exception as exc:  # noqa: BLE001 - Kafka down is a status, not a crash
         lags = partition_lags(stored, None)
         _say(f"[yellow]Kafka not reachable ({exc.__class__.__name__}): lag unknown[/]")
@@ -323,15 +365,12 @@ def status(group: str = typer.Option("reporting-pipeline")) -> None:
                    "?" if pl.end_offset is None else f"{pl.end_offset:,}", "?" if pl.lag is None else f"{pl.lag:,}")
     console.print(lt)
     _say(f"events/s over the last minute: {rate:,.1f}")
-    from pipelines.stack.manager import Stack
-    from pipelines.stack.slots import slot_statuses, wal_warn_threshold
+    from pipelines.apply.slots import slot_statuses
 
-    try:
-        slots = slot_statuses(Stack(settings))
-    except Exception as exc:  # noqa: BLE001 - a source down is a status line, not a crash
-        slots = []
-        _say(f"[yellow]replication slots unknown: {exc}[/]")
-    threshold = wal_warn_threshold()
+    slots, problems = slot_statuses(settings)
+    for problem in problems:  # a source down is a status line, not a crash
+        _say(f"[yellow]replication slot unknown: {problem}[/]")
+    threshold = int(settings.estate.pipeline.wal_warn_mb * 2**20)
     for slot in slots:
         warning = slot.warning(threshold)
         if warning:
@@ -349,7 +388,7 @@ def reconcile(table: list[str] = typer.Option(None, "--table", "-t",
     """Compare every contract table with its source (same projection); exit 1 on any difference."""
     from pipelines.reconcile.render import reconcile_command
 
-    raise typer.Exit(reconcile_command(table or None, show))
+    raise typer.Exit(reconcile_command(_settings(), table or None, show))
 
 
 bench_app = typer.Typer(help="Benchmarks (never part of the test run): results go to bench/results/.",
@@ -383,9 +422,9 @@ def ui(stop: bool = typer.Option(False, "--stop", help="Stop the webserver and d
     from pipelines.ui import start_ui, stop_ui
 
     if stop:
-        stop_ui(Settings.load(), say=_say)
+        stop_ui(_settings(), say=_say)
     else:
-        start_ui(Settings.load(), say=_say)
+        start_ui(_settings(), say=_say)
 
 
 @bench_app.command("peer")
@@ -439,10 +478,8 @@ def simulate(
 ) -> None:
     """Drive MusicCorp's business flows against the service databases, as the services would."""
     from estate import simulator
-    from pipelines.stack.bootstrap import service_urls
-    from pipelines.stack.manager import Stack
 
-    urls = service_urls(Stack())
+    urls = _settings().service_urls()
     if bulk:
         report = simulator.bulk_load(urls, bulk, seed=seed)
         _say(str(report))
@@ -461,7 +498,7 @@ def demo(
     """The whole scene: stack up, MusicCorp traffic, pipeline until caught up, dbt build, a report."""
     from pipelines.demo import run_demo
 
-    run_demo(duration=duration, rate=rate, seed=seed, say=_say, console=console)
+    run_demo(_settings(), duration=duration, rate=rate, seed=seed, say=_say, console=console)
 
 
 def main() -> None:  # pragma: no cover - console entry point

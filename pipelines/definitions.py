@@ -1,15 +1,24 @@
 """Dagster code location (workspace.yaml → module pipelines.definitions, attribute `defs`): wiring only.
 
-`defs` is loaded lazily (`@dg.definitions`): importing this module reads nothing; the code server
-builds the definitions when it loads the location (dbt manifest, contracts, connector files).
+`defs` is loaded lazily (`@dg.definitions`): importing this module reads nothing. When the code server
+loads the location, `build_definitions()` is the edge: it reads the estate file once (`Settings.load()`:
+REPORTING_ESTATE, else the bundled reporting.yaml, with the documented REPORTING_* overrides) and builds
+every definition from it (services and their connectors, contracts, projections, the dbt project and
+its manifest, the schedules). Runs and sensor ticks read the estate again through ReportingResource.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
+if TYPE_CHECKING:
+    from pipelines.settings import Settings
 
-def build_definitions() -> dg.Definitions:
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Every asset, check, job, sensor and schedule of the estate of `settings` (default: `Settings.load()`)."""
     from pipelines.defs.catalog import contract_catalog
     from pipelines.defs.checks import build_contract_checks, reconcilable_tables
     from pipelines.defs.connectors import build_connector_defs
@@ -24,12 +33,15 @@ def build_definitions() -> dg.Definitions:
         dead_letter_sensor,
         pool_wait_sensor,
     )
+    from pipelines.settings import Settings
 
-    contracts = live_contracts()
-    connectors, connector_checks = build_connector_defs()
-    ingest = build_ingest_assets(contracts)
-    dbt = build_dbt_assets()
-    conformance, freshness, dead_letters, *reconcile = build_contract_checks(contracts, reconcilable_tables())
+    settings = settings or Settings.load()
+    estate = settings.estate
+    contracts = live_contracts(estate)
+    connectors, connector_checks = build_connector_defs(estate)
+    ingest = build_ingest_assets(contracts, estate)
+    dbt = build_dbt_assets(settings)
+    conformance, freshness, dead_letters, *reconcile = build_contract_checks(contracts, reconcilable_tables(estate))
     reconcile_checks = reconcile[0] if reconcile else None
     jobs = asset_jobs(ingest, dbt, contract_catalog, [conformance, freshness, dead_letters], reconcile_checks)
     return dg.Definitions(
@@ -38,8 +50,8 @@ def build_definitions() -> dg.Definitions:
                       if c is not None],
         jobs=[*jobs, resnapshot_table_job, replay_dead_letters_job],
         sensors=[consumer_lag_sensor, dead_letter_sensor, connector_health_sensor, pool_wait_sensor],
-        schedules=build_schedules(with_reconcile=reconcile_checks is not None),
-        resources={"reporting": ReportingResource(), "dbt": dbt_resource()},
+        schedules=build_schedules(estate.dagster.schedules, with_reconcile=reconcile_checks is not None),
+        resources={"reporting": ReportingResource(estate=str(estate.path)), "dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,
     )
 

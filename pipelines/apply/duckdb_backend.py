@@ -19,7 +19,6 @@ Writer settings (measured: docs/benchmarks.md §6):
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -31,25 +30,29 @@ from pipelines.apply.backend import Backend
 _SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)$", re.IGNORECASE)
 
 
-def _size(env: str, default: str) -> str:
-    value = os.environ.get(env, default).strip()
+def _size(key: str, value: str) -> str:
+    value = value.strip()
     if not _SIZE.match(value):
-        raise ValueError(f"{env}={value!r}: expected a size such as 256MB or 1GB")
+        raise ValueError(f"reporting.duckdb.{key}={value!r}: expected a size such as 256MB or 1GB")
     return value
 
 
-def writer_settings() -> list[str]:
-    """SET statements for the writer's connection (sizes validated before they reach SQL)."""
+def writer_settings(tuning=None) -> list[str]:
+    """SET statements for the writer's connection from the estate's `reporting.duckdb` (defaults:
+    checkpoint 64MB, memory_limit 160MB, threads 2); sizes validated before they reach SQL."""
+    checkpoint = getattr(tuning, "checkpoint", "64MB")
+    memory = getattr(tuning, "memory_limit", "160MB")
+    threads = int(getattr(tuning, "threads", 2))
     return ["SET auto_checkpoint_skip_wal_threshold = 1000000000000",
-            f"SET checkpoint_threshold = '{_size('REPORTING_DUCKDB_CHECKPOINT', '64MB')}'",
-            f"SET memory_limit = '{_size('REPORTING_DUCKDB_MEMORY_LIMIT', '160MB')}'",
-            f"SET threads = {int(os.environ.get('REPORTING_DUCKDB_THREADS', '2'))}"]
+            f"SET checkpoint_threshold = '{_size('checkpoint', checkpoint)}'",
+            f"SET memory_limit = '{_size('memory_limit', memory)}'",
+            f"SET threads = {threads}"]
 
 
 class DuckDbBackend(Backend):
     dialect = "duckdb"
 
-    def __init__(self, path: Path | str, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, read_only: bool = False, tuning=None) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
@@ -57,7 +60,7 @@ class DuckDbBackend(Backend):
         self.before_commit_hooks = []
         self.conn = duckdb.connect(self.path, read_only=read_only)
         if not read_only:
-            for stmt in writer_settings():
+            for stmt in writer_settings(tuning):
                 self.conn.execute(stmt)
 
     def execute(self, sql, params=None):

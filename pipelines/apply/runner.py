@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.convert import apply_batch
 from pipelines.apply.worker import RunStats, Worker
 from pipelines.cdc.plan import Planner
+from pipelines.config.model import Estate
 from pipelines.contract.model import Contract, load_contracts
-from pipelines.projection import load_projections
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.projection import load_estate_projections
+from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +29,36 @@ def open_backend(settings: Settings, wait_s: float | None = None, say: Callable[
     """The configured reporting backend (REPORTING_BACKEND=duckdb|postgres).
 
     When the database is unavailable (DuckDB file locked by another process, PostgreSQL down) this
-    waits with backoff up to `wait_s` seconds (REPORTING_OPEN_WAIT_S, default 0 = fail at once),
+    waits with backoff up to `wait_s` seconds (default 0 = fail at once; workers pass pipeline.open_wait_s),
     printing what it waits for, then fails with one readable line.
     """
-    import os
     import time
 
     if wait_s is None:
-        wait_s = float(os.environ.get("REPORTING_OPEN_WAIT_S", "0"))
-    deadline = time.monotonic() + wait_s
-    delay, last_said = 0.5, 0.0
-    while True:
-        try:
-            return _open_backend_once(settings)
-        except Exception as exc:  # noqa: BLE001 - classified below
-            text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            unavailable = any(m in text.lower() for m in ("lock", "connection", "could not connect", "refused"))
-            if not unavailable or time.monotonic() + delay > deadline:
-                raise RuntimeError(f"reporting DB ({settings.backend}) unavailable: {text}") from exc
-            if say and time.monotonic() - last_said > 10:
-                say(f"waiting for the reporting DB ({settings.backend}): {text}")
-                last_said = time.monotonic()
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        wait_s = 0.0
+    from pipelines.apply.retry import first_line, retrying_for
+
+    last_said = 0.0
+
+    def waiting(exc: BaseException, _attempt: int, _delay: float) -> None:
+        nonlocal last_said
+        if say and time.monotonic() - last_said > 10:
+            say(f"waiting for the reporting DB ({settings.backend}): {first_line(exc)}")
+            last_said = time.monotonic()
+
+    # transient errors (apply/retry.py: by exception type and SQLSTATE) are retried with backoff,
+    # 0.5 s doubling up to 5 s, while the next attempt would still start within wait_s
+    try:
+        return retrying_for(wait_s, max_wait_s=5.0, on_retry=waiting)(_open_backend_once, settings)
+    except Exception as exc:  # noqa: BLE001 - permanent, or still unavailable after wait_s
+        raise RuntimeError(f"reporting DB ({settings.backend}) unavailable: {first_line(exc)}") from exc
 
 
 def _open_backend_once(settings: Settings) -> Backend:
     if settings.backend == "duckdb":
         from pipelines.apply.duckdb_backend import DuckDbBackend
 
-        return DuckDbBackend(settings.duckdb_path)
+        return DuckDbBackend(settings.duckdb_path, tuning=settings.estate.reporting.duckdb)
     if settings.backend == "postgres":
         from pipelines.apply.postgres_backend import PostgresBackend
 
@@ -66,13 +66,9 @@ def _open_backend_once(settings: Settings) -> Backend:
     raise ValueError(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb' or 'postgres'")
 
 
-def reporting_pg_conninfo(settings: Settings, role: str = "reporting_writer") -> str:
-    from pipelines.stack import secrets
-
-    sec = secrets.load(settings)
-    password = sec["REPORTING_PG_PASSWORD" if role == "reporting_writer" else "REPORTING_PG_BI_PASSWORD"]
-    return (f"host={settings.host} port={settings.ports['reporting_pg']} dbname=reporting "
-            f"user={role} password={password}")
+def reporting_pg_conninfo(settings: Settings, role: str = "writer") -> str:
+    """libpq conninfo of the PostgreSQL reporting backend as the declared `writer` or BI `reader`."""
+    return settings.reporting_pg_conninfo("reader" if role in ("reader", "bi_reader") else "writer")
 
 
 @dataclass
@@ -86,25 +82,22 @@ class PipelineParts:
         return apply_batch(self.planner.plan_records(records), self.contracts, self.source_tables)
 
 
-def load_parts(connectors_root: Path | None = None) -> PipelineParts:
-    """Contracts + projections (from `connectors_root`, default the repo's connectors/) + planner."""
-    contracts = {c.physical_name: c for c in load_contracts() if c.status != "retired"}
-    projections = load_projections(connectors_root or REPO_ROOT / "connectors")
-    planner = Planner(projections, contracts)
+def load_parts(estate: Estate) -> PipelineParts:
+    """The estate's live contracts + its services' projections + the planner compiled from them.
+
+    Module-level and taking a picklable Estate, so planner processes can build their own copy."""
+    contracts = {c.physical_name: c for c in load_contracts(estate.contracts) if c.status != "retired"}
+    projections = load_estate_projections(estate)
+    planner = Planner(projections, contracts, max_record_bytes=estate.pipeline.max_record_bytes)
     source_tables = {topic: t.source_table for topic, t in projections.items()}
     prefixes = {topic.split(".", 1)[0] for topic in projections}
     return PipelineParts(contracts, planner, source_tables, prefixes)
 
 
-def planner_processes(value: int | None = None) -> int:
-    """Planner processes to use: `value`, else REPORTING_PLANNERS, else 0 (plan on the polling thread)."""
-    import os
-
+def planner_processes(value: int | None, settings: Settings) -> int:
+    """Planner processes to use: `value`, else the estate's pipeline.planners (REPORTING_PLANNERS)."""
     if value is None:
-        raw = os.environ.get("REPORTING_PLANNERS", "0").strip() or "0"
-        if not raw.isdigit():
-            raise ValueError(f"REPORTING_PLANNERS={raw!r}: expected a number of processes (0 = none)")
-        value = int(raw)
+        value = settings.estate.pipeline.planners
     if not 0 <= value <= 16:
         raise ValueError(f"planner processes: {value} is out of range 0..16")
     return value
@@ -113,8 +106,10 @@ def planner_processes(value: int | None = None) -> int:
 def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-                             max_request_size=4 * 1024 * 1024)
+    from pipelines.kafka.security import client_security
+
+    producer = KafkaProducer(bootstrap_servers=list(settings.estate.kafka.bootstrap_servers), acks="all",
+                             linger_ms=20, max_request_size=4 * 1024 * 1024, **client_security(settings))
 
     def send(batch: ApplyBatch) -> None:
         for dl in batch.dead_letters:
@@ -127,7 +122,7 @@ def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
     return send
 
 
-def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
+def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
                  say: Callable[[str], None] = print, install_signals: bool = True,
                  max_records: int = 20000, replica_every: float | None = None,
                  planners: int | None = None) -> RunStats:
@@ -142,19 +137,21 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
     0 = off) and once more when the worker stops.
     """
-    import os
+    from functools import partial
 
     from pipelines.kafka.consumer import ChangeConsumer
+    from pipelines.kafka.security import client_security
 
-    settings = settings or Settings.load()
-    parts = load_parts()
-    planners = planner_processes(planners)
+    pipeline = settings.estate.pipeline
+    parts = load_parts(settings.estate)
+    planners = planner_processes(planners, settings)
     # the worker waits for an unavailable reporting DB (locked DuckDB file, PostgreSQL restarting)
-    backend = open_backend(settings, wait_s=float(os.environ.get("REPORTING_OPEN_WAIT_S", "300")), say=say)
+    backend = open_backend(settings, wait_s=pipeline.open_wait_s, say=say)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
-        consumer = ChangeConsumer(settings.kafka_bootstrap, group, parts.prefixes,
-                                  lambda: backend.stored_offsets(group), max_records=max_records)
+        consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
+                                  lambda: backend.stored_offsets(group), max_records=max_records,
+                                  security=client_security(settings))
         # long-lived objects (compiled projections, contracts, client state) leave the GC's view;
         # batches allocate millions of short-lived objects, so collect young generations less often
         import gc
@@ -177,11 +174,11 @@ def run_pipeline(settings: Settings | None = None, until_caught_up: bool = False
             if planners:
                 from pipelines.apply.planner_pool import PlannerPool
 
-                pool = PlannerPool(planners, load_parts, parts.contracts)
+                pool = PlannerPool(planners, partial(load_parts, settings.estate), parts.contracts)
                 say(f"planning in {planners} planner process(es)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
                             say=say, after_batch=after_batch, pool=pool,
-                            max_retries=int(os.environ.get("REPORTING_APPLY_MAX_RETRIES", "8")))
+                            max_retries=pipeline.max_retries)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:
                 publisher.close(backend.conn)

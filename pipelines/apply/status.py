@@ -58,12 +58,14 @@ def events_per_second(backend: Backend, group: str, window_s: int = 60) -> float
     return float(rows[0][0]) / window_s
 
 
-def partition_lags(stored: dict[tuple[str, int], int], bootstrap: str | None) -> list[PartitionLag]:
+def partition_lags(stored: dict[tuple[str, int], int], bootstrap: str | dict | None) -> list[PartitionLag]:
     ends: dict[tuple[str, int], int] = {}
     if bootstrap and stored:
         from kafka import KafkaConsumer, TopicPartition
 
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=5000)
+        from pipelines.kafka.security import as_client_kwargs
+
+        consumer = KafkaConsumer(**as_client_kwargs(bootstrap), enable_auto_commit=False, request_timeout_ms=5000)
         try:
             tps = [TopicPartition(t, p) for t, p in stored]
             ends = {(tp.topic, tp.partition): o for tp, o in consumer.end_offsets(tps).items()}

@@ -7,7 +7,8 @@ thread only fetches, and up to one batch per planner is planned while one is app
 
 `run(until_caught_up=True)` drains every assigned partition to its end and returns (Dagster runs,
 `reporting ingest`); `run()` streams until stopped (`reporting stream`). Transient reporting-DB
-errors are retried with exponential backoff up to `max_retries`; after that the worker stops with
+errors (classified by exception type and SQLSTATE in apply/retry.py) are retried with
+exponential backoff up to `max_retries`; after that the worker stops with
 a clear error and nothing is skipped, because the offsets were not advanced.
 """
 
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.planner_pool import PendingBatch, PlannerPool
+from pipelines.apply.retry import retrying
 from pipelines.cdc.events import Record
 
 log = logging.getLogger(__name__)
@@ -112,28 +114,28 @@ class Worker:
         self._stop = True
 
     def _apply_with_retry(self, batch: ApplyBatch):
-        delay = 0.5
-        for attempt in range(1, self.max_retries + 2):
-            try:
-                return self.backend.apply(self.group, batch)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                if attempt > self.max_retries or not self._transient(exc):
-                    where = ", ".join(f"{t}[{p}]<{o}" for (t, p), o in sorted(batch.next_offsets.items())[:3])
-                    raise ApplyFailed(f"applying a batch failed after {attempt} attempt(s): "
-                                      f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                                      f" (offsets not advanced: {where})", repr(exc)) from exc
-                log.warning("transient reporting-DB error (attempt %d/%d), retrying in %.1fs: %s",
-                            attempt, self.max_retries, delay, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                self._reconnect()
-        raise AssertionError("unreachable")
+        """Apply one batch; transient errors (apply/retry.py: by exception type and SQLSTATE) are
+        retried with backoff, 0.5 s doubling up to 10 s, reconnecting before each new attempt."""
+        attempts = 0
 
-    def _transient(self, exc: Exception) -> bool:
-        text = f"{exc.__class__.__name__} {exc}".lower()
-        markers = ("lock", "conflict", "connection", "could not", "terminat", "timeout", "serializ",
-                   "operationalerror", "io error", "deadlock")
-        return any(m in text for m in markers)
+        def attempt():
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                self._reconnect()  # after the backoff sleep (the failed attempt rolled back already)
+            return self.backend.apply(self.group, batch)
+
+        def on_retry(exc: BaseException, n: int, delay: float) -> None:
+            log.warning("transient reporting-DB error (attempt %d/%d), retrying in %.1fs: %s",
+                        n, self.max_retries, delay, exc)
+
+        try:
+            return retrying(self.max_retries + 1, max_wait_s=10.0, on_retry=on_retry)(attempt)
+        except Exception as exc:  # noqa: BLE001 - permanent, or transient after max_retries retries
+            where = ", ".join(f"{t}[{p}]<{o}" for (t, p), o in sorted(batch.next_offsets.items())[:3])
+            raise ApplyFailed(f"applying a batch failed after {attempts} attempt(s): "
+                              f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                              f" (offsets not advanced: {where})", repr(exc)) from exc
 
     def _reconnect(self) -> None:
         reconnect = getattr(self.backend, "reconnect", None)

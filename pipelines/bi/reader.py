@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.bi.replica import DEFAULT_EVERY_S, EVERY_ENV, INFO_SCHEMA, replica_path
+from pipelines.bi.replica import INFO_SCHEMA, replica_path
 from pipelines.settings import Settings
 
 _LOCK_MARKERS = ("could not set lock on file", "conflicting lock")
@@ -110,6 +110,6 @@ def open_reporting_duckdb(settings: Settings, read_only: bool = True) -> OpenedD
     if not replica.exists():
         raise ReportingDbUnavailable(
             f"{main} is held by PID {holder} (normally `reporting stream`) and no read replica exists at {replica} "
-            f"yet (the stream publishes it every {EVERY_ENV} seconds, default {DEFAULT_EVERY_S:g}; 0 disables it)")
+            f"yet (the stream publishes it every pipeline.replica_every_s seconds of the estate file, default 10; 0 disables it)")
     conn = open_replica(replica)
     return OpenedDuckDb(conn, replica, "replica", _replica_note(conn))

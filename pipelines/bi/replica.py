@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 REPLICA_SCHEMAS = ("reporting", "staging", "marts")
 INFO_SCHEMA = "_replica"
 DEFAULT_EVERY_S = 10.0
-EVERY_ENV = "REPORTING_DUCKDB_REPLICA_EVERY_S"
-PATH_ENV = "REPORTING_DUCKDB_REPLICA_PATH"
 
 
 @dataclass(frozen=True)
@@ -65,13 +63,8 @@ class ReplicaInfo:
 
 
 def replica_path(settings: Settings) -> Path:
-    """Where the replica of `settings.duckdb_path` lives (REPORTING_DUCKDB_REPLICA_PATH overrides).
-
-    Same file name as the main file, in a `replica/` folder beside it, so the catalog name matches.
-    """
-    override = os.environ.get(PATH_ENV)
-    if override:
-        return Path(override)
+    """Where the replica of `settings.duckdb_path` lives: same file name as the main file, in a
+    `replica/` folder beside it, so the catalog name matches."""
     return settings.duckdb_path.parent / "replica" / settings.duckdb_path.name
 
 
@@ -228,10 +221,10 @@ class ReplicaPublisher:
     def from_settings(cls, settings: Settings, every_s: float | None = None) -> ReplicaPublisher | None:
         """The publisher for a DuckDB stream, or None (PostgreSQL backend, or an interval of 0).
 
-        The interval is `every_s` (e.g. `reporting stream --replica-every`), else the environment
-        variable REPORTING_DUCKDB_REPLICA_EVERY_S, else 10 seconds. Read at call time.
+        The interval is `every_s` (e.g. `reporting stream --replica-every`), else the estate's
+        pipeline.replica_every_s (default 10 seconds).
         """
-        every = every_s if every_s is not None else float(os.environ.get(EVERY_ENV, str(DEFAULT_EVERY_S)))
+        every = every_s if every_s is not None else settings.estate.pipeline.replica_every_s
         if settings.backend != "duckdb" or every <= 0:
             return None
         return cls(replica_path(settings), every, background=True)

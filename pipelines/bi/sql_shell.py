@@ -27,11 +27,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pipelines.bi.grants import BI_ROLE, BI_SCHEMAS, DATABASE, WRITER
+from pipelines.bi.grants import BI_SCHEMAS
 from pipelines.bi.reader import OpenedDuckDb, ReportingDbUnavailable, open_reporting_duckdb
 from pipelines.settings import Settings
 
-PSQL_CANDIDATES = (Path(os.environ.get("REPORTING_PG_BIN", "/usr/lib/postgresql/15/bin")) / "psql",)
+PSQL_CANDIDATES = (Path("/usr/lib/postgresql/15/bin/psql"),)
 
 HELP = """\
   \\q            quit
@@ -48,22 +48,24 @@ def psql_binary() -> str:
             return str(candidate)
     found = shutil.which("psql")
     if not found:
-        raise ReportingDbUnavailable("psql not found (install postgresql-client, or set REPORTING_PG_BIN)")
+        raise ReportingDbUnavailable("psql not found (install postgresql-client and put psql on PATH)")
     return found
 
 
 def psql_invocation(settings: Settings, read_only: bool = True,
                     command: str | None = None) -> tuple[list[str], dict[str, str]]:
     """argv and environment for psql on the reporting server; the password is only in the environment."""
-    from pipelines.stack import secrets
-
-    role = BI_ROLE if read_only else WRITER
-    sec = secrets.load(settings)
-    key = "REPORTING_PG_BI_PASSWORD" if read_only else "REPORTING_PG_PASSWORD"
-    if key not in sec:
-        raise ReportingDbUnavailable(f"no {key} in {settings.secrets_file} (run `reporting stack up` first)")
-    env = {**os.environ, "PGHOST": settings.host, "PGPORT": str(settings.ports["reporting_pg"]),
-           "PGDATABASE": DATABASE, "PGUSER": role, "PGPASSWORD": sec[key], "PGAPPNAME": "reporting sql"}
+    pg = settings.estate.reporting.postgres
+    if pg is None:
+        raise ReportingDbUnavailable(f"{settings.estate.path}: reporting.postgres is not declared")
+    role = "reader" if read_only else "writer"
+    login = pg.reader if read_only else pg.writer
+    try:
+        password = settings.secret(login.password, f"reporting.postgres.{role}.password")
+    except LookupError as exc:
+        raise ReportingDbUnavailable(str(exc)) from exc
+    env = {**os.environ, "PGHOST": pg.host, "PGPORT": str(pg.port),
+           "PGDATABASE": pg.database, "PGUSER": login.user, "PGPASSWORD": password, "PGAPPNAME": "reporting sql"}
     argv = [psql_binary()]
     if command is not None:
         argv += ["-X", "-v", "ON_ERROR_STOP=1", "-c", command]
@@ -243,7 +245,6 @@ def open_sql(settings: Settings | None = None, read_only: bool = True, command: 
     Returns the exit code (0 success; 1 SQL error; psql's own codes on PostgreSQL). Raises
     ReportingDbUnavailable (one readable line) when the reporting data cannot be opened at all.
     """
-    settings = settings or Settings.load()
     if settings.backend == "postgres":
         argv, env = psql_invocation(settings, read_only, command)
         if command is not None:

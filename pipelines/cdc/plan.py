@@ -28,7 +28,6 @@ per event only the envelope is parsed and the key read until the batch is reduce
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -228,7 +227,8 @@ def _fill_unavailable(after: dict[str, Any], older: dict[str, Any]) -> dict[str,
     return merged
 
 
-MAX_RECORD_BYTES = int(os.environ.get("REPORTING_MAX_RECORD_BYTES", str(1024 * 1024)))
+MAX_RECORD_BYTES = 1024 * 1024
+"""Default size limit of one change event; larger ones are dead-lettered (estate: pipeline.max_record_bytes)."""
 """Change events larger than this are dead letters (stage 'decode'), not decoded: a contract row is
 small, so a huge value is a bug or an attack, and decoding it would stall the batch."""
 
@@ -245,7 +245,9 @@ class Planner:
     """
 
     def __init__(self, projections: Mapping[str, TableProjection] | Projection | Iterable[Projection],
-                 contracts_by_physical_name: Mapping[str, ContractLike]) -> None:
+                 contracts_by_physical_name: Mapping[str, ContractLike],
+                 max_record_bytes: int = MAX_RECORD_BYTES) -> None:
+        self.max_record_bytes = max_record_bytes
         self._routes: dict[str, _Route] = {}
         for topic, table in _routes_of(projections).items():
             targets = []
@@ -271,20 +273,19 @@ class Planner:
         dead: list[DeadLetter] = []
         offsets: dict[tuple[str, int], int] = {}
         failed = [0]
-        plan = self._plan(self._decode(records, dead, offsets, failed), dead, offsets)
+        plan = self._plan(self._decode(records, dead, offsets, failed, self.max_record_bytes), dead, offsets)
         plan.records += failed[0]
         return plan
 
     @staticmethod
     def _decode(records: Iterable[Any], dead: list[DeadLetter], offsets: dict[tuple[str, int], int],
-                failed: list[int]) -> Iterator[ChangeEvent]:
-        limit = MAX_RECORD_BYTES
+                failed: list[int], limit: int = MAX_RECORD_BYTES) -> Iterator[ChangeEvent]:
         for r in records:
             topic, partition, offset = r.topic, r.partition, r.offset
             try:
                 if r.value is not None and len(r.value) > limit:
                     raise DecodeError(f"record of {len(r.value):,} bytes exceeds the {limit:,}-byte limit "
-                                      "(REPORTING_MAX_RECORD_BYTES)")
+                                      "(pipeline.max_record_bytes)")
                 yield parse(topic, partition, offset, r.key, r.value, False)
                 continue
             except DecodeError as exc:

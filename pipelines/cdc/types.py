@@ -7,8 +7,8 @@ decoder from `decoder_for(type_name, column)` once, at load time. Decoders are s
 wrong JSON type raises `TypeDecodeError` naming the column and the value (schema drift shows up as a
 dead letter, never as a silently wrong row).
 
-Connector settings these decoders rely on (see docs/shared-brief.md): decimal.handling.mode=string,
-time.precision.mode=adaptive_time_microseconds, binary.handling.mode=base64.
+Connector settings these decoders rely on (see connectors/<service>/connector.json):
+decimal.handling.mode=string, time.precision.mode=adaptive_time_microseconds, binary.handling.mode=base64.
 
 | declared type                    | Debezium JSON value                       | Python value              |
 |----------------------------------|-------------------------------------------|---------------------------|

@@ -7,6 +7,7 @@ Exit codes: 0 ok (compatible or no changes), 1 a breaking change (or publish ref
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,8 +30,16 @@ app = typer.Typer(
 )
 
 RootOption = Annotated[
-    Path | None, typer.Option("--root", help="Contract folder (default: the repo's reporting_schema/).")
+    Path | None, typer.Option("--root", help="Contract folder (default: the estate file's `contracts`).")
 ]
+
+HOOKS: dict[str, Callable] = {}
+"""Set by the `reporting` command (an edge): `root` → the estate's contract folder; `estate_check` →
+problems between the estate's projections and these contracts (one line each)."""
+
+
+def _root(root: Path | None) -> Path | None:
+    return root if root is not None or "root" not in HOOKS else HOOKS["root"]()
 TodayOption = Annotated[
     dt.datetime | None,
     typer.Option("--today", formats=["%Y-%m-%d"], help="Date used to judge retirements (default: today)."),
@@ -72,9 +81,15 @@ def _load(path: Path) -> list[Contract]:
 def check_cmd(root: RootOption = None, today: TodayOption = None) -> None:
     """Compare the working tree with contracts.lock; exit 1 on any breaking change inside a major."""
     try:
+        root = _root(root)
         changes = check(root, today=today.date() if today else None)
     except ContractError as exc:
         raise _invalid(exc) from exc
+    problems = HOOKS["estate_check"](load_contracts(root)) if "estate_check" in HOOKS else []
+    for problem in problems:
+        _err().print(Text(f"error: {problem}", style="bold red"))
+    if problems:
+        raise typer.Exit(EXIT_INVALID)
     if not changes:
         _out().print(Text(f"contracts match {lock_path(root).name}: nothing to publish", style="green"))
         return
@@ -90,6 +105,7 @@ def check_cmd(root: RootOption = None, today: TodayOption = None) -> None:
 def publish_cmd(root: RootOption = None, today: TodayOption = None) -> None:
     """Write contracts.lock from the working tree; refused (exit 1) when a change is breaking."""
     try:
+        root = _root(root)
         changes = publish(root, today=today.date() if today else None)
     except ContractError as exc:
         raise _invalid(exc) from exc
@@ -125,7 +141,7 @@ def docs_cmd(
 ) -> None:
     """Render the Markdown catalog of the contracts for BI users."""
     try:
-        text = render_catalog(load_contracts(root))
+        text = render_catalog(load_contracts(_root(root)))
     except ContractError as exc:
         raise _invalid(exc) from exc
     if out is None:

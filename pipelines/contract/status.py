@@ -118,17 +118,14 @@ def read_facts(backend, contracts: Iterable[Contract]) -> dict[str, TableFacts]:
     return facts
 
 
-def contract_status(settings=None, now: dt.datetime | None = None) -> list[ContractStatus]:
+def contract_status(settings, now: dt.datetime | None = None) -> list[ContractStatus]:
     """Every contract version (reporting_schema/) with its table's row count and freshness.
 
     Raises pipelines.reconcile.ReconcileError (one line) when the reporting database cannot be opened.
     """
     from pipelines.contract.model import load_contracts
     from pipelines.reconcile.run import open_reporting
-    from pipelines.settings import Settings
-
-    settings = settings or Settings.load()
-    contracts = load_contracts()
+    contracts = load_contracts(settings.estate.contracts)
     backend = open_reporting(settings)
     try:
         facts = read_facts(backend, contracts)
@@ -177,7 +174,7 @@ def render_status(statuses: Iterable[ContractStatus]):
     return table
 
 
-def status_command(console=None) -> int:
+def status_command(settings, console=None) -> int:
     """`reporting contract status`: print the table; 0, or 2 when the reporting database cannot be opened.
 
     Informational: stale or missing tables do not change the exit code (freshness checks and

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from pipelines.config.model import Estate
 from pipelines.contract.ddl import provenance_columns
 from pipelines.contract.model import Column, Contract
 from pipelines.defs.resources import POOL, ReportingResource
@@ -191,13 +192,12 @@ def read_dead_letters(backend, feeds: Mapping[str, Sequence[str]]) -> dict[str, 
     return dead_letter_summary(rows, feeds)
 
 
-def projection_feeds() -> dict[str, list[str]]:
-    """Source table and topic → the contract tables its projection feeds."""
-    from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT
+def projection_feeds(estate: Estate) -> dict[str, list[str]]:
+    """Source table and topic → the contract tables its projection feeds (the estate's projections)."""
+    from pipelines.projection import load_estate_projections
 
     feeds: dict[str, list[str]] = {}
-    for topic, tp in load_projections(REPO_ROOT / "connectors").items():
+    for topic, tp in load_estate_projections(estate).items():
         names = [t.physical_name for t in tp.targets]
         feeds[topic] = names
         feeds[tp.source_table] = names
@@ -284,8 +284,9 @@ def build_contract_checks(contracts: list[Contract], reconcilable: Iterable[str]
                                              "this check as soon as one arrives).") for c in contracts],
         name="no_dead_letters", can_subset=True, pool=POOL)
     def no_dead_letters(context: dg.AssetCheckExecutionContext, reporting: ReportingResource):
-        with reporting.reader() as backend:
-            summary = read_dead_letters(backend, projection_feeds())
+        settings = reporting.settings()
+        with reporting.reader(settings) as backend:
+            summary = read_dead_letters(backend, projection_feeds(settings.estate))
         for c in selected(context, DEAD_LETTER_CHECK):
             s = summary.get(c.physical_name)
             yield dg.AssetCheckResult(asset_key=table_key(c.physical_name), check_name=DEAD_LETTER_CHECK,
@@ -319,6 +320,6 @@ def build_contract_checks(contracts: list[Contract], reconcilable: Iterable[str]
     return checks
 
 
-def reconcilable_tables() -> list[str]:
-    """Contract tables a projection feeds (only those can be compared with a source)."""
-    return sorted({n for names in projection_feeds().values() for n in names})
+def reconcilable_tables(estate: Estate) -> list[str]:
+    """Contract tables a projection of the estate feeds (only those can be compared with a source)."""
+    return sorted({n for names in projection_feeds(estate).values() for n in names})

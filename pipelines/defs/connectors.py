@@ -1,18 +1,18 @@
-"""Connector assets: one per connectors/<service>/connector.json (registration + health).
+"""Connector assets: one per service of the estate (its Debezium connector: registration + health).
 
-Materializing a connector asset registers (or updates, idempotent PUT) its config on Kafka Connect
-and waits until the connector and its tasks are RUNNING. The `connector_running` check reads the
-live state; the connector health sensor reports the same check whenever the state changes, with
+Materializing a connector asset registers (or updates, idempotent PUT) the service's connector, as its
+connector file completed from the estate (`pipelines.connect.client.estate_connectors`), on Kafka
+Connect and waits until the connector and its tasks are RUNNING. The `connector_running` check reads
+the live state; the connector health sensor reports the same check whenever the state changes, with
 Connect's stack trace when something failed.
 """
 
 
-from pathlib import Path
-
 import dagster as dg
 
+from pipelines.config.model import Estate, Service
+from pipelines.connect.client import ConnectorState, estate_connectors
 from pipelines.defs.resources import ReportingResource
-from pipelines.stack.connect_api import ConnectorState, connector_files, load_connector
 
 CONNECTOR_CHECK = "connector_running"
 
@@ -21,37 +21,44 @@ def connector_asset_key(service: str) -> dg.AssetKey:
     return dg.AssetKey(["connectors", service])
 
 
-def connector_services(root: Path | None = None) -> list[str]:
-    """Services that have a connectors/<service>/connector.json."""
-    return [p.parent.name for p in connector_files(root)]
+def connector_services(estate: Estate) -> list[str]:
+    """The estate's services, each captured by its own connector."""
+    return list(estate.service_names)
 
 
-def connector_name(service: str) -> str:
-    return connector_spec_file(service)["name"]
+def connector_specs(estate: Estate) -> dict[str, dict]:
+    """Service name → its connector config as registered (the file completed from the estate)."""
+    return dict(zip(estate.service_names, estate_connectors(estate), strict=True))
 
 
-def connector_spec_file(service: str) -> dict:
-    from pipelines.settings import REPO_ROOT
-
-    return load_connector(REPO_ROOT / "connectors" / service / "connector.json")
+def connector_name(estate: Estate, service: str) -> str:
+    return connector_specs(estate)[service]["name"]
 
 
-def connector_asset_spec(service: str, spec: dict) -> dg.AssetSpec:
+def _shown_path(estate: Estate, service: Service) -> str:
+    """The connector file as the estate names it (relative to the estate file when inside its folder)."""
+    try:
+        return str(service.connector.relative_to(estate.root))
+    except ValueError:
+        return str(service.connector)
+
+
+def connector_asset_spec(estate: Estate, service: Service, spec: dict) -> dg.AssetSpec:
     config = spec["config"]
-    engine = "mariadb" if "mariadb" in config.get("connector.class", "").lower() else "postgresql"
+    name = service.name
     return dg.AssetSpec(
-        key=connector_asset_key(service),
-        group_name=f"{service}_service",
+        key=connector_asset_key(name),
+        group_name=f"{name}_service",
         description=(f"Debezium connector `{spec['name']}` ({config.get('connector.class', '?')}) on Kafka Connect: "
-                     f"captures {config.get('table.include.list', 'its tables')} of the {service} database "
-                     f"into topics `{config.get('topic.prefix', service)}.*`."),
-        owners=[f"team:{service}"],
-        kinds={"debezium", "kafka", engine},
+                     f"captures {config.get('table.include.list', 'its tables')} of the {name} database "
+                     f"into topics `{config.get('topic.prefix', name)}.*`."),
+        owners=[f"team:{name}"],
+        kinds={"debezium", "kafka", service.engine},
         tags={"layer": "connector"},
         metadata={"connector": spec["name"], "connector_class": config.get("connector.class", ""),
                   "topic_prefix": config.get("topic.prefix", ""),
                   "tables": config.get("table.include.list", ""),
-                  "file": f"connectors/{service}/connector.json"},
+                  "file": _shown_path(estate, service)},
     )
 
 
@@ -82,20 +89,27 @@ def unreachable_state(name: str, error: Exception) -> ConnectorState:
     return ConnectorState(name, "UNREACHABLE", (), str(error))
 
 
-def build_connector_defs() -> tuple[dg.AssetsDefinition | None, dg.AssetChecksDefinition | None]:
-    specs = {p.parent.name: load_connector(p) for p in connector_files()}
+def build_connector_defs(estate: Estate) -> tuple[dg.AssetsDefinition | None, dg.AssetChecksDefinition | None]:
+    """The connector multi-asset and its check, one spec per service of `estate` (read at load)."""
+    specs = connector_specs(estate)
     if not specs:
         return None, None
 
-    @dg.multi_asset(specs=[connector_asset_spec(s, spec) for s, spec in specs.items()], name="register_connectors",
-                    can_subset=True,
-                    description="Register connectors/<service>/connector.json on Kafka Connect and wait for RUNNING.")
+    @dg.multi_asset(specs=[connector_asset_spec(estate, estate.service(s), spec) for s, spec in specs.items()],
+                    name="register_connectors", can_subset=True,
+                    description="Register each service's connector (its connector file completed from the estate) "
+                                "on Kafka Connect and wait for RUNNING.")
     def register_connectors(context: dg.AssetExecutionContext, reporting: ReportingResource):
-        client = reporting.connect_client()
+        settings = reporting.settings()
+        client = reporting.connect_client(settings)
+        fresh_specs = connector_specs(settings.estate)  # the files as they are now, not as they were at load
         for service in specs:
             if connector_asset_key(service) not in context.selected_asset_keys:
                 continue
-            fresh = connector_spec_file(service)  # the file as it is now, not as it was at load
+            fresh = fresh_specs.get(service)
+            if fresh is None:
+                raise dg.Failure(f"{settings.estate.path} no longer declares service {service!r} "
+                                 "(reload the code location)")
             client.apply(fresh)
             st = client.wait_running(fresh["name"], timeout=180)
             context.log.info(state_description(st))

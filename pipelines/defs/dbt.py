@@ -1,10 +1,24 @@
-"""dbt models as Dagster assets (dagster-dbt); dbt sources map onto the contract-table assets."""
+"""dbt models as Dagster assets (dagster-dbt); dbt sources map onto the contract-table assets.
+
+The dbt project is the estate's `dbt_project`. Its profiles.yml reads where the reporting database is
+from environment variables (REPORTING_DUCKDB_PATH, REPORTING_PG_HOST/PORT/DBNAME/USER/PASSWORD);
+`dbt_env(settings)` computes them from the estate. Nothing is exported into this process at load:
+
+- at load, dagster-dbt needs only the manifest; when it is missing or stale, `dbt parse` runs with
+  `dbt_env(settings)` as part of its own environment;
+- at run time, dagster-dbt's `DbtCliResource.cli` (0.29) has no environment argument: it starts dbt
+  with a copy of `os.environ` (and loads profiles.yml in-process from it to get an adapter). So
+  `dbt_invocation` sets the variables only for the duration of that call, which starts the dbt
+  process, and restores the run process's environment right after; the run's steps execute one at a
+  time (in-process executor), so nothing else reads them meanwhile.
+"""
 
 
+import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,40 +26,70 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
-from pipelines.defs.resources import POOL, wait_writable
-from pipelines.settings import REPO_ROOT, Settings
-
-DBT_DIR = REPO_ROOT / "dbt_project"
+from pipelines.defs.resources import POOL, ReportingResource, wait_writable
+from pipelines.settings import Settings
 
 
-def dbt_env(settings: Settings | None = None) -> dict[str, str]:
-    """Environment dbt's profiles.yml reads (paths and connection), from the project's settings."""
-    s = settings or Settings.load()
-    env = {"REPORTING_DUCKDB_PATH": str(s.duckdb_path), "REPORTING_PG_HOST": s.host,
-           "REPORTING_PG_PORT": str(s.ports["reporting_pg"]), "REPORTING_PG_USER": "reporting_writer",
-           "REPORTING_PG_DBNAME": "reporting", "REPORTING_PG_PASSWORD": os.environ.get("REPORTING_PG_PASSWORD", "")}
-    if not env["REPORTING_PG_PASSWORD"]:
-        from pipelines.stack import secrets
+def dbt_project_dir(settings: Settings) -> Path:
+    """The estate's dbt project (its profiles.yml sits next to dbt_project.yml)."""
+    return settings.estate.dbt_project
 
-        env["REPORTING_PG_PASSWORD"] = secrets.load(s).get("REPORTING_PG_PASSWORD", "")
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The variables dbt's profiles.yml reads, from the estate: the DuckDB file, and the PostgreSQL
+    reporting database as its writer role when the estate declares one (the password is resolved only
+    when PostgreSQL is the backend, i.e. the target dbt builds)."""
+    env = {"REPORTING_DUCKDB_PATH": str(settings.duckdb_path)}
+    pg = settings.estate.reporting.postgres
+    if pg is not None:
+        env.update({"REPORTING_PG_HOST": pg.host, "REPORTING_PG_PORT": str(pg.port),
+                    "REPORTING_PG_DBNAME": pg.database, "REPORTING_PG_USER": pg.writer.user})
+        if settings.backend == "postgres":
+            env["REPORTING_PG_PASSWORD"] = settings.secret(pg.writer.password, "reporting.postgres.writer.password")
     return env
 
 
-def dbt_target() -> str:
-    return "postgres" if Settings.load().backend == "postgres" else "duckdb"
+def dbt_target(settings: Settings) -> str:
+    """The profiles.yml output of the estate's reporting backend."""
+    return "postgres" if settings.backend == "postgres" else "duckdb"
 
 
-def ensure_manifest() -> Path:
+def dbt_executable() -> str:
+    return str(Path(sys.executable).with_name("dbt"))
+
+
+def ensure_manifest(settings: Settings) -> Path:
     """`dbt parse` when target/manifest.json is missing or older than any project file (no DB needed)."""
-    manifest = DBT_DIR / "target" / "manifest.json"
-    newest = max((p.stat().st_mtime for p in DBT_DIR.rglob("*") if p.is_file()
+    project = dbt_project_dir(settings)
+    manifest = project / "target" / "manifest.json"
+    newest = max((p.stat().st_mtime for p in project.rglob("*") if p.is_file()
                   and "target" not in p.parts and "logs" not in p.parts), default=0)
     if not manifest.exists() or manifest.stat().st_mtime < newest:
-        dbt = Path(sys.executable).with_name("dbt")
-        env = {**os.environ, **{k: v for k, v in dbt_env().items() if k not in os.environ}}
-        subprocess.run([str(dbt), "parse", "--quiet", "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)],
-                       check=True, env=env, cwd=DBT_DIR)
+        env = {**os.environ, **dbt_env(settings)}
+        subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir",
+                        str(project)], check=True, env=env, cwd=project)
     return manifest
+
+
+@contextlib.contextmanager
+def _environ_for_dbt(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the duration of the block, then the environment exactly as before."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def dbt_invocation(dbt: DbtCliResource, settings: Settings, args: Sequence[str], context: AssetExecutionContext):
+    """Start `dbt <args>` through dagster-dbt with the estate's profile variables (see the module docstring)."""
+    with _environ_for_dbt(dbt_env(settings)):
+        return dbt.cli(list(args), context=context)
 
 
 class ReportingDbtTranslator(DagsterDbtTranslator):
@@ -69,21 +113,20 @@ def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
     return "marts" if "marts" in dbt_resource_props.get("path", "") else "staging"
 
 
-def build_dbt_assets() -> dg.AssetsDefinition:
-    manifest = ensure_manifest()
+def build_dbt_assets(settings: Settings) -> dg.AssetsDefinition:
+    """The dbt models of the estate's dbt project (manifest parsed at load when stale)."""
+    manifest = ensure_manifest(settings)
 
-    @dbt_assets(manifest=manifest, dagster_dbt_translator=ReportingDbtTranslator(), name="musiccorp_dbt",
-                pool=POOL)
-    def musiccorp_dbt(context: AssetExecutionContext, dbt: DbtCliResource):
-        settings = Settings.load()
-        for k, v in dbt_env(settings).items():
-            os.environ.setdefault(k, v)
-        wait_writable(settings, say=context.log.info)
-        yield from dbt.cli(["build", "--target", dbt_target()], context=context).stream()
+    @dbt_assets(manifest=manifest, dagster_dbt_translator=ReportingDbtTranslator(), name="dbt_models", pool=POOL)
+    def dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, reporting: ReportingResource):
+        run_settings = reporting.settings()
+        wait_writable(run_settings, say=context.log.info)
+        yield from dbt_invocation(dbt, run_settings, ["build", "--target", dbt_target(run_settings)], context).stream()
 
-    return musiccorp_dbt
+    return dbt_models
 
 
-def dbt_resource() -> DbtCliResource:
-    return DbtCliResource(project_dir=str(DBT_DIR), profiles_dir=str(DBT_DIR),
-                          dbt_executable=str(Path(sys.executable).with_name("dbt")))
+def dbt_resource(settings: Settings) -> DbtCliResource:
+    """dagster-dbt's CLI resource on the estate's dbt project (profiles.yml in the project folder)."""
+    project = str(dbt_project_dir(settings))
+    return DbtCliResource(project_dir=project, profiles_dir=project, dbt_executable=dbt_executable())

@@ -33,7 +33,7 @@ class ResnapshotConfig(dg.Config):
                    "signal topic; the re-read rows arrive as op=r events (ingest applies them).",
        tags={"kind": "debezium"})
 def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, reporting: ReportingResource) -> None:
-    from pipelines.defs.connectors import connector_spec_file
+    from pipelines.defs.connectors import connector_specs
     from pipelines.defs.snapshot import (
         SnapshotSignalError,
         config_problems,
@@ -44,28 +44,30 @@ def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, r
         signal_topic,
         snapshot_signal,
     )
-    from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT
+    from pipelines.kafka.security import client_config
+    from pipelines.projection import load_estate_projections
 
     if config.snapshot_type not in SNAPSHOT_TYPES:
         raise dg.Failure(f"snapshot_type {config.snapshot_type!r}: expected one of {', '.join(SNAPSHOT_TYPES)}")
     settings = reporting.settings()
     try:
-        target = resolve_target(config.table, load_projections(REPO_ROOT / "connectors"))
-        name = connector_spec_file(target.service)["name"]
-        live = live_connector_config(settings.connect_url, name)
+        target = resolve_target(config.table, load_estate_projections(settings.estate))
+        name = connector_specs(settings.estate)[target.service]["name"]
+        live = live_connector_config(reporting.connect_client(settings), name)
     except SnapshotSignalError as exc:
         raise dg.Failure(description=str(exc)) from exc
     problems = config_problems(live, config.snapshot_type)
     if problems:
         raise dg.Failure(
             description=f"connector {name} is not set up for Kafka signals: {'; '.join(problems)} "
-                        f"(connectors/{target.service}/connector.json; see docs/dagster.md)",
+                        f"({settings.estate.service(target.service).connector}, then materialize "
+                        f"connectors/{target.service}; see docs/dagster.md)",
             metadata={"connector": name, "problems": "\n".join(problems)})
     topic = signal_topic(live)
-    ensure_signal_topic(settings.kafka_bootstrap, topic)
+    kafka = client_config(settings)
+    ensure_signal_topic(kafka, topic)
     signal = snapshot_signal(target.source_tables, config.snapshot_type)
-    offset = send_signal(settings.kafka_bootstrap, topic, live["topic.prefix"], signal)
+    offset = send_signal(kafka, topic, live["topic.prefix"], signal)
     context.log.info(f"sent {config.snapshot_type} snapshot signal {signal['id']} for {', '.join(target.source_tables)} "
                      f"to {topic}@{offset} (connector {name}); contract tables: {', '.join(target.contract_tables)}")
     context.add_output_metadata({"signal_id": signal["id"], "signal_topic": topic, "offset": offset,
@@ -90,11 +92,11 @@ def replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, re
     from pipelines.apply.runner import load_parts
 
     settings = reporting.settings()
-    parts = load_parts()
+    parts = load_parts(settings.estate)
     wait_writable(settings, say=context.log.info)
-    with reporting.writer() as backend:
+    with reporting.writer(settings) as backend:
         backend.ensure_schema(list(parts.contracts.values()))
-        res = replay(backend, parts, reporting.consumer_group, config.table or None)
+        res = replay(backend, parts, reporting.group(settings), config.table or None)
     text = (f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
             f"{res.still_failing} still failing")
     context.log.info(text)

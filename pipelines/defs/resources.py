@@ -1,4 +1,10 @@
-"""Dagster resources: configuration read at run time (EnvVar / Settings.load()), never at import."""
+"""Dagster resources: the estate's configuration, read when a run or a sensor tick starts, never at import.
+
+`ReportingResource.settings()` is an edge: it builds the one typed configuration (`Settings.load`) from
+the estate file the resource names (empty: REPORTING_ESTATE, else the bundled example) and the
+environment's documented overrides. It never writes the environment; its `backend` field overrides
+the estate's reporting backend through the mapping handed to `Settings.load`.
+"""
 
 from __future__ import annotations
 
@@ -46,38 +52,51 @@ def wait_writable(settings: Settings, timeout: float = 60.0, say=print) -> None:
 
 
 class ReportingResource(dg.ConfigurableResource):
-    """Where the reporting DB, Kafka, Kafka Connect and the state folder are. Empty fields fall back to
-    the REPORTING_* environment (pipelines/settings.py), resolved when a run or a sensor tick starts."""
+    """Where the reporting DB, Kafka, Kafka Connect and the state folder are: the estate file's
+    declarations (pipelines/settings.py), resolved when a run or a sensor tick starts. Empty fields
+    take the estate's values."""
 
+    estate: str = ""
+    """Path of the estate file; empty = REPORTING_ESTATE, else the bundled reporting.yaml."""
     backend: str = ""
-    """'duckdb' or 'postgres'; empty = REPORTING_BACKEND (default duckdb)."""
-    consumer_group: str = "reporting-pipeline"
-    """Kafka consumer group of the pipeline (offsets are stored per group in the reporting DB)."""
+    """'duckdb' or 'postgres': overrides the estate's reporting.backend (and REPORTING_BACKEND);
+    empty = REPORTING_BACKEND when set, else the estate's."""
+    consumer_group: str = ""
+    """Kafka consumer group of the pipeline (offsets are stored per group in the reporting DB);
+    empty = the estate's pipeline.consumer_group."""
     planners: int = -1
     """Planner processes for the ingest run (apply/planner_pool.py): 0 = plan in the run's process,
-    2 = catch up a large backlog faster on 2 cores; -1 = REPORTING_PLANNERS (default 0)."""
+    2 = catch up a large backlog faster on 2 cores; -1 = the estate's pipeline.planners."""
 
     def settings(self) -> Settings:
-        if self.backend:
-            os.environ["REPORTING_BACKEND"] = self.backend
-        return Settings.load()
+        """The configuration of this run or tick (read now; the environment is not modified)."""
+        environ = {**os.environ, "REPORTING_BACKEND": self.backend} if self.backend else None
+        return Settings.load(self.estate or None, environ=environ)
+
+    def group(self, settings: Settings) -> str:
+        """The pipeline's Kafka consumer group: this resource's, else the estate's."""
+        return self.consumer_group or settings.estate.pipeline.consumer_group
+
+    def planner_count(self, settings: Settings) -> int:
+        """Planner processes of an ingest run: this resource's, else the estate's pipeline.planners."""
+        return self.planners if self.planners >= 0 else settings.estate.pipeline.planners
 
     @contextlib.contextmanager
-    def writer(self) -> Iterator:
+    def writer(self, settings: Settings | None = None) -> Iterator:
         """The reporting backend opened for writing (hold the pool: one writer at a time)."""
         from pipelines.apply.runner import open_backend
 
-        backend = open_backend(self.settings())
+        backend = open_backend(settings or self.settings())
         try:
             yield backend
         finally:
             backend.close()
 
     @contextlib.contextmanager
-    def reader(self) -> Iterator:
+    def reader(self, settings: Settings | None = None) -> Iterator:
         """The reporting backend for reading: DuckDB read-only. Raises ReportingDbBusy when another
         process writes the file, FileNotFoundError when the pipeline has not created it yet."""
-        settings = self.settings()
+        settings = settings or self.settings()
         if settings.backend == "duckdb":
             import duckdb
 
@@ -100,7 +119,8 @@ class ReportingResource(dg.ConfigurableResource):
         finally:
             backend.close()
 
-    def connect_client(self):
-        from pipelines.stack.connect_api import ConnectClient
+    def connect_client(self, settings: Settings | None = None):
+        """A client of the estate's Kafka Connect cluster (basic auth when the estate declares it)."""
+        from pipelines.connect.client import client_for
 
-        return ConnectClient(self.settings().connect_url)
+        return client_for(settings or self.settings())

@@ -7,7 +7,6 @@ skip that tick and look again at the next one.
 
 
 import json
-import os
 from collections.abc import Mapping
 
 import dagster as dg
@@ -21,18 +20,17 @@ from pipelines.defs.checks import (
 from pipelines.defs.connectors import (
     connector_asset_key,
     connector_check_evaluation,
-    connector_spec_file,
+    connector_specs,
     unreachable_state,
 )
 from pipelines.defs.jobs import INGEST_JOB
 from pipelines.defs.resources import POOL, ReportingDbBusy, ReportingResource
+from pipelines.settings import Settings
 
-DEFAULT_LAG_THRESHOLD = 100
 
-
-def lag_threshold() -> int:
-    """REPORTING_LAG_THRESHOLD: total unconsumed change events above which the ingest job is requested."""
-    return int(os.environ.get("REPORTING_LAG_THRESHOLD", str(DEFAULT_LAG_THRESHOLD)))
+def lag_threshold(settings: Settings) -> int:
+    """Total unconsumed change events above which the ingest job is requested (pipeline.lag_threshold)."""
+    return settings.estate.pipeline.lag_threshold
 
 
 def pool_holders(instance: dg.DagsterInstance) -> set[str]:
@@ -44,9 +42,9 @@ def pool_holders(instance: dg.DagsterInstance) -> set[str]:
     return {s.run_id for s in info.claimed_slots} | info.assigned_run_ids
 
 
-def db_in_use(instance: dg.DagsterInstance, reporting: ReportingResource) -> str | None:
+def db_in_use(instance: dg.DagsterInstance, settings: Settings) -> str | None:
     """Why the sensor must not open the DuckDB file now (None: it may)."""
-    if reporting.settings().backend != "duckdb":
+    if settings.backend != "duckdb":
         return None
     holders = pool_holders(instance)
     if holders:
@@ -62,11 +60,14 @@ def total_lag(stored: Mapping[tuple[str, int], int], ends: Mapping[tuple[str, in
     return sum(max(0, end - stored.get(tp, beginnings.get(tp, 0))) for tp, end in ends.items())
 
 
-def topic_offsets(bootstrap: str, topics: list[str]) -> tuple[dict, dict]:
-    """(end offsets, beginning offsets) per (topic, partition) of the existing topics."""
+def topic_offsets(bootstrap: str | dict, topics: list[str]) -> tuple[dict, dict]:
+    """(end offsets, beginning offsets) per (topic, partition) of the existing topics; `bootstrap` is
+    `pipelines.kafka.security.client_config(settings)` (or a bare bootstrap string)."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10000,
+    from pipelines.kafka.security import as_client_kwargs
+
+    consumer = KafkaConsumer(**as_client_kwargs(bootstrap), enable_auto_commit=False, request_timeout_ms=10000,
                              bootstrap_timeout_ms=5000)
     try:
         existing = consumer.topics()
@@ -88,30 +89,32 @@ def _active_runs(instance: dg.DagsterInstance, job_name: str) -> list:
 
 @dg.sensor(job_name=INGEST_JOB, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests an ingest_job run when the pipeline's consumer lag (unconsumed change events over "
-                       "all partitions) exceeds REPORTING_LAG_THRESHOLD (default 100), unless one is queued or running.")
+                       "all partitions) exceeds the estate's pipeline.lag_threshold (default 100), unless one is "
+                       "queued or running.")
 def consumer_lag_sensor(context: dg.SensorEvaluationContext, reporting: ReportingResource):
-    from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT
+    from pipelines.kafka.security import client_config
+    from pipelines.projection import load_estate_projections
 
     if _active_runs(context.instance, INGEST_JOB):
         return dg.SkipReason("an ingest_job run is already queued or running")
-    busy = db_in_use(context.instance, reporting)
+    settings = reporting.settings()
+    busy = db_in_use(context.instance, settings)
     if busy:
         return dg.SkipReason(busy)
     try:
-        with reporting.reader() as backend:
-            stored = backend.stored_offsets(reporting.consumer_group)
+        with reporting.reader(settings) as backend:
+            stored = backend.stored_offsets(reporting.group(settings))
     except FileNotFoundError:
         stored = {}
     except ReportingDbBusy as exc:
         return dg.SkipReason(str(exc))
-    topics = sorted(load_projections(REPO_ROOT / "connectors"))
+    topics = sorted(load_estate_projections(settings.estate))
     try:
-        ends, begins = topic_offsets(reporting.settings().kafka_bootstrap, topics)
+        ends, begins = topic_offsets(client_config(settings), topics)
     except Exception as exc:  # noqa: BLE001 - Kafka down: nothing to request
         return dg.SkipReason(f"Kafka not reachable ({exc.__class__.__name__}): lag unknown")
     lag = total_lag(stored, ends, begins)
-    threshold = lag_threshold()
+    threshold = lag_threshold(settings)
     if lag <= threshold:
         return dg.SkipReason(f"consumer lag {lag} <= threshold {threshold}")
     context.log.info(f"consumer lag {lag} > {threshold}: requesting {INGEST_JOB}")
@@ -125,18 +128,19 @@ def consumer_lag_sensor(context: dg.SensorEvaluationContext, reporting: Reportin
 def dead_letter_sensor(context: dg.SensorEvaluationContext, reporting: ReportingResource):
     from pipelines.contract.model import load_contracts
 
-    busy = db_in_use(context.instance, reporting)
+    settings = reporting.settings()
+    busy = db_in_use(context.instance, settings)
     if busy:
         return dg.SkipReason(busy)
     try:
-        with reporting.reader() as backend:
-            summary = read_dead_letters(backend, projection_feeds())
+        with reporting.reader(settings) as backend:
+            summary = read_dead_letters(backend, projection_feeds(settings.estate))
     except (FileNotFoundError, ReportingDbBusy) as exc:
         return dg.SkipReason(str(exc))
     seen = json.loads(context.cursor) if context.cursor else {}
     now = {name: s.count for name, s in summary.items()}
     events: list = []
-    for c in load_contracts():
+    for c in load_contracts(settings.estate.contracts):
         if c.status == "retired":
             continue
         name = c.physical_name
@@ -165,14 +169,13 @@ def _signature(st) -> str:
            description="Reports the connector_running check of each connector whenever its state or a task's "
                        "state changes; a connector or task that is not RUNNING fails it with Connect's trace.")
 def connector_health_sensor(context: dg.SensorEvaluationContext, reporting: ReportingResource):
-    from pipelines.defs.connectors import connector_services
-
-    client = reporting.connect_client()
+    settings = reporting.settings()
+    client = reporting.connect_client(settings)
     seen = json.loads(context.cursor) if context.cursor else {}
     now: dict[str, str] = {}
     events = []
-    for service in connector_services():
-        name = connector_spec_file(service)["name"]
+    for service, spec in connector_specs(settings.estate).items():
+        name = spec["name"]
         try:
             st = client.status(name)
         except Exception as exc:  # noqa: BLE001 - Connect down: every connector is not running

@@ -61,7 +61,8 @@ def config_problems(config: dict, snapshot_type: str) -> list[str]:
     if "kafka" not in channels:
         problems.append("signal.enabled.channels must include 'kafka'")
     if not config.get("signal.kafka.bootstrap.servers"):
-        problems.append("signal.kafka.bootstrap.servers must be set (e.g. ${env:REPORTING_KAFKA_BOOTSTRAP})")
+        problems.append("signal.kafka.bootstrap.servers must be set (the estate's kafka.bootstrap_servers: "
+                        "register the connector again)")
     if (snapshot_type == "incremental" and str(config.get("read.only", "false")).lower() != "true"
             and not config.get("signal.data.collection")):
         problems.append("an incremental snapshot needs read.only=true (no signal table) or signal.data.collection")
@@ -76,13 +77,16 @@ def snapshot_signal(source_tables: tuple[str, ...], snapshot_type: str, signal_i
             "data": {"data-collections": list(source_tables), "type": snapshot_type}}
 
 
-def ensure_signal_topic(bootstrap: str, topic: str) -> None:
-    """Create the signal topic with ONE partition if missing (Debezium reads partition 0 only)."""
+def ensure_signal_topic(bootstrap: str | dict, topic: str) -> None:
+    """Create the signal topic with ONE partition if missing (Debezium reads partition 0 only).
+    `bootstrap`: `pipelines.kafka.security.client_config(settings)` (or a bare bootstrap string)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    from pipelines.kafka.security import as_client_kwargs
+
+    admin = KafkaAdminClient(**as_client_kwargs(bootstrap), request_timeout_ms=15000)
     try:
         if topic not in admin.list_topics():
             try:
@@ -93,11 +97,13 @@ def ensure_signal_topic(bootstrap: str, topic: str) -> None:
         admin.close()
 
 
-def send_signal(bootstrap: str, topic: str, key: str, value: dict) -> int:
-    """Produce the signal (acks=all); returns its offset."""
+def send_signal(bootstrap: str | dict, topic: str, key: str, value: dict) -> int:
+    """Produce the signal (acks=all); returns its offset. `bootstrap` as for ensure_signal_topic."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    from pipelines.kafka.security import as_client_kwargs
+
+    producer = KafkaProducer(**as_client_kwargs(bootstrap), acks="all")
     try:
         meta = producer.send(topic, key=key.encode(), value=json.dumps(value).encode()).get(timeout=30)
     finally:
@@ -105,13 +111,18 @@ def send_signal(bootstrap: str, topic: str, key: str, value: dict) -> int:
     return meta.offset
 
 
-def live_connector_config(connect_url: str, name: str) -> dict:
+def live_connector_config(client, name: str) -> dict:
+    """The config Kafka Connect runs connector `name` with; `client`: a pipelines.connect.client.ConnectClient
+    (its URL and credentials)."""
     import requests
 
     try:
-        r = requests.get(f"{connect_url.rstrip('/')}/connectors/{name}/config", timeout=15)
+        r = requests.get(f"{client.url}/connectors/{name}/config", auth=client.auth, timeout=15)
     except requests.RequestException as exc:
-        raise SnapshotSignalError(f"Kafka Connect at {connect_url} is not reachable: {exc.__class__.__name__}") from exc
+        raise SnapshotSignalError(f"Kafka Connect at {client.url} is not reachable: {exc.__class__.__name__}") from exc
+    if r.status_code == 401:
+        raise SnapshotSignalError(f"Kafka Connect at {client.url} refused the credentials (401): check "
+                                  "connect.username and connect.password in the estate file")
     if r.status_code == 404:
         raise SnapshotSignalError(f"connector {name} is not registered on Kafka Connect (materialize its asset)")
     r.raise_for_status()

@@ -54,10 +54,11 @@ class _SeekToStored(ConsumerRebalanceListener):
 class ChangeConsumer:
     """Polls batches of raw records from the change topics of a set of connector prefixes."""
 
-    def __init__(self, bootstrap: str, group_id: str, prefixes: Iterable[str],
+    def __init__(self, bootstrap: str | list[str], group_id: str, prefixes: Iterable[str],
                  stored_offsets: Callable[[], dict[tuple[str, int], int]], max_records: int = 20000,
-                 client_id: str = "reporting-pipeline") -> None:
+                 client_id: str = "reporting-pipeline", security: dict | None = None) -> None:
         self.consumer = KafkaConsumer(
+            **(security or {}),
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id=client_id,

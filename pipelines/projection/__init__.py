@@ -1,13 +1,19 @@
 """Projections: the service-owned mapping from private source rows to contract rows.
 
 See docs/projection.md for the file format. Public API:
-  load_projection(path) -> Projection; load_projections(connectors_root) -> {topic: TableProjection}
+  load_projection(path) -> Projection; load_projections(connectors_root) / load_estate_projections(estate) -> {topic: TableProjection}
   Projection.project(source_table, row) / TableProjection.project(row) -> {target: {column: value}}
   validate(row, contract_columns, table) -> tuple; compile_validator; column_checker
 """
 
 from pipelines.projection.errors import ProjectionError
-from pipelines.projection.loader import load_projection, load_projections, parse_projection
+from pipelines.projection.loader import (
+    load_estate_projections,
+    load_projection,
+    load_projections,
+    load_service_projections,
+    parse_projection,
+)
 from pipelines.projection.model import Projection, TableProjection, TargetProjection
 from pipelines.projection.validate import (
     ContractColumnLike,
@@ -28,8 +34,10 @@ __all__ = [
     "TargetProjection",
     "column_checker",
     "compile_validator",
+    "load_estate_projections",
     "load_projection",
     "load_projections",
+    "load_service_projections",
     "parse_projection",
     "validate",
 ]

@@ -8,7 +8,7 @@ projection never reaches the stream. YAML is read with YAML 1.2 booleans (only t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
@@ -308,20 +308,26 @@ def load_projection(path: Path | str) -> Projection:
 
 
 def load_projections(connectors_root: Path | str) -> dict[str, TableProjection]:
-    """Load every `<connectors_root>/<service>/projection.yaml` → {Kafka topic: TableProjection}.
+    """Load every `<connectors_root>/<service>/projection.yaml` (the service is its folder's name)."""
+    root = Path(connectors_root)
+    return load_service_projections([(p.parent.name, p) for p in sorted(root.glob("*/projection.yaml"))])
+
+
+def load_service_projections(files: Iterable[tuple[str, Path]]) -> dict[str, TableProjection]:
+    """Load each (service, projection file) → {Kafka topic: TableProjection}.
 
     The topic (`<topic prefix>.<source table>`, e.g. `orders.public.orders`) is the routing key the
-    consumer and the planner use. Checks across files: the folder name equals `service:`, a topic and
-    a target table appear once.
+    consumer and the planner use. Checks across files: a file's `service:` is the service it is
+    declared for, a topic and a target table appear once (a contract is fed by one service).
     """
-    root = Path(connectors_root)
     routes: dict[str, TableProjection] = {}
     targets: dict[str, Path] = {}
-    for path in sorted(root.glob("*/projection.yaml")):
+    for service, path in files:
+        path = Path(path)
         projection = load_projection(path)
-        if projection.service != path.parent.name:
-            raise ProjectionError(f"service {projection.service!r} does not match its folder {path.parent.name!r}",
-                                  path, 1)
+        if projection.service != service:
+            raise ProjectionError(f"service {projection.service!r} does not match the service it is declared for "
+                                  f"({service!r})", path, 1)
         for table in projection.tables.values():
             if table.topic in routes:
                 raise ProjectionError(f"topic {table.topic} is already projected by {routes[table.topic].path}", path)
@@ -332,3 +338,8 @@ def load_projections(connectors_root: Path | str) -> dict[str, TableProjection]:
                 targets[t.physical_name] = path
             routes[table.topic] = table
     return routes
+
+
+def load_estate_projections(estate) -> dict[str, TableProjection]:
+    """Every projection the estate declares (`services.<name>.projection`)."""
+    return load_service_projections([(s.name, s.projection) for s in estate.services])

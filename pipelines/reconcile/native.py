@@ -2,10 +2,11 @@
 
 Reconciliation reads source rows with psycopg / PyMySQL, which return Python objects (`Decimal`,
 `datetime`, `date`, parsed JSON...). Instead of a second, "native" decoding path, each value is turned
-back into what the connector would have sent with this product's settings (docs/shared-brief.md:
-decimal.handling.mode=string, time.precision.mode=adaptive_time_microseconds,
-binary.handling.mode=base64), and the row then goes through the pipeline's own decoders, projection
-expressions and contract validation (pipelines.cdc.plan.Planner). So a reconcile can only agree with
+back into what the connector would have sent with this product's settings
+(connectors/<service>/connector.json: decimal.handling.mode=string,
+time.precision.mode=adaptive_time_microseconds, binary.handling.mode=base64), and the row then goes
+through the pipeline's own decoders, projection expressions and contract validation
+(pipelines.cdc.plan.Planner). So a reconcile can only agree with
 the pipeline by computing exactly what the pipeline computes.
 
 | declared source type (canonical) | native value (psycopg / PyMySQL)        | Debezium JSON value              |

@@ -74,14 +74,14 @@ def render(results: Sequence[TableReconciliation]) -> RenderableType:
     return Group(*parts)
 
 
-def reconcile_command(tables: list[str] | None = None, show: int = 10, console: Console | None = None) -> int:
+def reconcile_command(settings, tables: list[str] | None = None, show: int = 10, console: Console | None = None) -> int:
     """Run `reporting reconcile [--table T ...] [--show N]`: print the report, return the exit code
     (0 no difference, 1 differences, 2 could not reconcile)."""
     from pipelines.reconcile.run import ReconcileError, exit_code, reconcile
 
     console = console or Console(soft_wrap=True, highlight=False)
     try:
-        results = reconcile(None, tables or None, show)
+        results = reconcile(settings, tables or None, show)
     except ReconcileError as exc:
         Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"error: {exc}", style="bold red"))
         return 2

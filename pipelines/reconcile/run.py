@@ -215,39 +215,35 @@ def open_reporting(settings, read_only: bool = True):
         raise ReconcileError(f"cannot open the {settings.backend} reporting database: {_one_line(exc)}") from exc
 
 
-def _service_urls(settings) -> dict[str, str]:
-    from pipelines.stack.bootstrap import service_urls
-    from pipelines.stack.manager import Stack
-
-    return service_urls(Stack(settings))
-
-
-def reconcile(settings=None, tables: list[str] | None = None, show: int = 10) -> list[TableReconciliation]:
+def reconcile(settings, tables: list[str] | None = None, show: int = 10) -> list[TableReconciliation]:
     """Compare every contract table (or `tables`) with its source database, as the pipeline would project it.
 
-    Reads the service databases with their application credentials (<state>/secrets.env), and the
+    Reads the service databases as their declared readers (estate file), and the
     reporting database configured by `settings` (DuckDB read-only: stop `reporting stream` first).
     Raises ReconcileError when it cannot start; per-table problems are in each result's `error`.
     """
     from pipelines.contract.model import load_contracts
-    from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT, Settings
+    from pipelines.projection import load_estate_projections
 
-    settings = settings or Settings.load()
-    contracts = {c.physical_name: c for c in load_contracts() if c.status != "retired"}
-    projections = load_projections(REPO_ROOT / "connectors")
+    contracts = {c.physical_name: c for c in load_contracts(settings.estate.contracts) if c.status != "retired"}
+    projections = load_estate_projections(settings.estate)
     select_targets(projections, contracts, tables)  # unknown names fail before any connection is made
     backend = open_reporting(settings)
     try:
-        urls: dict[str, str] | None = None
-
         def open_for(service: str) -> SourceReader:
-            nonlocal urls
-            if urls is None:
-                urls = _service_urls(settings)
-            if service not in urls:
-                raise ReconcileError(f"no database known for service {service!r}")
-            return open_source(urls[service])
+            if service not in settings.estate.service_names:
+                raise ReconcileError(f"no database known for service {service!r} in {settings.estate.path}")
+            try:
+                url = settings.service_url(service)
+            except LookupError as exc:
+                raise ReconcileError(str(exc)) from exc
+            try:
+                return open_source(url)
+            except Exception as exc:  # noqa: BLE001 - one line naming the service; detail in the log
+                svc = settings.estate.service(service)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ReconcileError(f"service {service}: cannot connect to {svc.host}:{svc.port}/{svc.database} "
+                                     f"as {svc.reader.user}: {first}") from exc
 
         return reconcile_tables(projections, contracts, backend, open_for, tables, show)
     finally:

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipelines.settings import MARIADB_SERVICES, PG_SERVICES, Settings, reachable_by_others
+from pipelines.settings import Settings, reachable_by_others
 from pipelines.stack import install, proc
 from pipelines.stack import secrets as secrets_mod
 from pipelines.stack.errors import StackError
@@ -34,18 +34,21 @@ class Stack:
         self.settings = settings or Settings.load()
         s = self.settings
         servers = s.servers_dir
-        self.pg = {svc: PgCluster(svc, servers / "pg" / svc, s.host, s.ports[svc]) for svc in PG_SERVICES}
-        self.reporting_pg = PgCluster("reporting", servers / "pg" / "reporting", s.host,
-                                      s.ports["reporting_pg"], logical=False)
-        self.mariadb = {svc: MariaDbServer(svc, servers / "mariadb" / svc, s.host, s.ports[svc])
-                        for svc in MARIADB_SERVICES}
+        services = s.estate.services
+        self.pg = {svc.name: PgCluster(svc.name, servers / "pg" / svc.name, s.host, svc.port)
+                   for svc in services if svc.engine == "postgresql"}
+        pg = s.estate.reporting.postgres
+        self.reporting_pg = (PgCluster("reporting", servers / "pg" / "reporting", s.host, pg.port, logical=False)
+                             if pg else None)
+        self.mariadb = {svc.name: MariaDbServer(svc.name, servers / "mariadb" / svc.name, s.host, svc.port)
+                        for svc in services if svc.engine == "mariadb"}
         self.kafka = KafkaBroker(s)
 
     def secrets(self, create: bool = False) -> dict[str, str]:
         return secrets_mod.load(self.settings, create=create)
 
     def connect(self) -> ConnectWorker:
-        return ConnectWorker(self.settings, secrets_mod.service_env(self.settings, self.secrets()))
+        return ConnectWorker(self.settings, secrets_mod.connect_env(self.settings, self.secrets()))
 
     def up(self, say: Callable[[str], None] = print) -> None:
         s = self.settings
@@ -55,23 +58,22 @@ class Stack:
         install.ensure_debian_packages(say)
         install.ensure_jvm_artifacts(s, say)
         java_bin()  # fail early, with one line, when Java is missing
-        sec = self.secrets(create=True)
-        for svc, cluster in self.pg.items():
-            cluster.init()
-            if cluster.start():
-                say(f"started postgres:{svc} on {s.host}:{cluster.port}")
-            provision_pg(cluster, svc, sec[f"REPORTING_{svc.upper()}_APP_PASSWORD"],
-                         sec[f"REPORTING_{svc.upper()}_CDC_PASSWORD"])
-        self.reporting_pg.init()
-        if self.reporting_pg.start():
-            say(f"started postgres:reporting on {s.host}:{self.reporting_pg.port}")
-        provision_reporting(self.reporting_pg, sec["REPORTING_PG_PASSWORD"], sec["REPORTING_PG_BI_PASSWORD"])
-        for svc, server in self.mariadb.items():
+        self.secrets(create=True)  # the settings' resolver reads the env_file when asked, so it sees these
+        for svc in s.estate.services:
+            server = self.pg.get(svc.name) or self.mariadb[svc.name]
             server.init()
             if server.start():
-                say(f"started mariadb:{svc} on {s.host}:{server.port}")
-            provision_mariadb(server, svc, sec[f"REPORTING_{svc.upper()}_APP_PASSWORD"],
-                              sec[f"REPORTING_{svc.upper()}_CDC_PASSWORD"])
+                say(f"started {server.component} on {s.host}:{server.port}")
+            provision = provision_pg if svc.engine == "postgresql" else provision_mariadb
+            provision(server, svc.database, svc.reader.user, s.secret(svc.reader.password, f"services.{svc.name}.reader"),
+                      svc.cdc.user, s.secret(svc.cdc.password, f"services.{svc.name}.cdc"))
+        pg = s.estate.reporting.postgres
+        if self.reporting_pg is not None and pg is not None:
+            self.reporting_pg.init()
+            if self.reporting_pg.start():
+                say(f"started postgres:reporting on {s.host}:{self.reporting_pg.port}")
+            provision_reporting(self.reporting_pg, s.secret(pg.writer.password, "reporting.postgres.writer.password"),
+                                s.secret(pg.reader.password, "reporting.postgres.reader.password"))
         if self.kafka.start():
             say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{s.kafka_heap})")
         if self.connect().start():
@@ -115,7 +117,7 @@ class Stack:
         connect = self.connect()
         for name, comp in [("connect", connect), ("kafka", self.kafka),
                            *[(f"mariadb:{k}", v) for k, v in self.mariadb.items()],
-                           ("postgres:reporting", self.reporting_pg),
+                           *([("postgres:reporting", self.reporting_pg)] if self.reporting_pg else []),
                            *[(f"postgres:{k}", v) for k, v in self.pg.items()]]:
             if comp.stop():
                 say(f"stopped {name}")
@@ -125,7 +127,8 @@ class Stack:
         for svc, c in self.pg.items():
             out.append(Health(f"postgres:{svc}", c.healthy(), f"{c.host}:{c.port} data={c.data_dir}"))
         c = self.reporting_pg
-        out.append(Health("postgres:reporting", c.healthy(), f"{c.host}:{c.port} data={c.data_dir}"))
+        if c is not None:
+            out.append(Health("postgres:reporting", c.healthy(), f"{c.host}:{c.port} data={c.data_dir}"))
         for svc, m in self.mariadb.items():
             out.append(Health(f"mariadb:{svc}", m.healthy(), f"{m.host}:{m.port} data={m.data_dir}"))
         out.append(Health("kafka", self.kafka.healthy(), f"{self.settings.kafka_bootstrap} log={self.kafka.log}"))

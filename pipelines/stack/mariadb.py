@@ -102,16 +102,16 @@ def _lit(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def provision_service(server: MariaDbServer, service: str, app_password: str, cdc_password: str) -> None:
+def provision_service(server: MariaDbServer, database: str, app_user: str, app_password: str,
+                      cdc_user: str, cdc_password: str) -> None:
     """Idempotently create the service database, its app user and the CDC user with binlog privileges."""
-    app = f"{service}_app"
     server.sql(f"""
-CREATE DATABASE IF NOT EXISTS `{service}` CHARACTER SET utf8mb4;
-CREATE USER IF NOT EXISTS '{app}'@'%' IDENTIFIED BY {_lit(app_password)};
-ALTER USER '{app}'@'%' IDENTIFIED BY {_lit(app_password)};
-GRANT ALL PRIVILEGES ON `{service}`.* TO '{app}'@'%';
-CREATE USER IF NOT EXISTS 'debezium'@'%' IDENTIFIED BY {_lit(cdc_password)};
-ALTER USER 'debezium'@'%' IDENTIFIED BY {_lit(cdc_password)};
-GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR, LOCK TABLES ON *.* TO 'debezium'@'%';
+CREATE DATABASE IF NOT EXISTS `{database}` CHARACTER SET utf8mb4;
+CREATE USER IF NOT EXISTS '{app_user}'@'%' IDENTIFIED BY {_lit(app_password)};
+ALTER USER '{app_user}'@'%' IDENTIFIED BY {_lit(app_password)};
+GRANT ALL PRIVILEGES ON `{database}`.* TO '{app_user}'@'%';
+CREATE USER IF NOT EXISTS '{cdc_user}'@'%' IDENTIFIED BY {_lit(cdc_password)};
+ALTER USER '{cdc_user}'@'%' IDENTIFIED BY {_lit(cdc_password)};
+GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, BINLOG MONITOR, LOCK TABLES ON *.* TO '{cdc_user}'@'%';
 FLUSH PRIVILEGES;
 """)

@@ -139,34 +139,34 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def provision_service(cluster: PgCluster, service: str, app_password: str, cdc_password: str) -> None:
-    """Idempotently create the service's database, its application role and the CDC role.
+def provision_service(cluster: PgCluster, database: str, app_user: str, app_password: str,
+                      cdc_user: str, cdc_password: str) -> None:
+    """Idempotently create the service's database, its application (owner) role and the CDC role.
 
-    The CDC role `debezium` can log in for replication and read the service's tables. The
-    publication is created later, once the service's tables exist (bootstrap.create_service_schemas
-    runs the service's own `cdc_setup_sql`), so Debezium never needs table ownership.
+    The CDC role can log in for replication and read the service's tables. The publication is
+    created later, once the service's tables exist (bootstrap.create_service_schemas), so Debezium
+    never needs table ownership. Names come from the estate file (validated identifiers).
     """
-    app = f"{service}_app"
     cluster.psql(f"""
 DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(app)}) THEN
-    CREATE ROLE {app} LOGIN PASSWORD {_lit(app_password)};
-  ELSE ALTER ROLE {app} PASSWORD {_lit(app_password)}; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'debezium') THEN
-    CREATE ROLE debezium LOGIN REPLICATION PASSWORD {_lit(cdc_password)};
-  ELSE ALTER ROLE debezium PASSWORD {_lit(cdc_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(app_user)}) THEN
+    CREATE ROLE {app_user} LOGIN PASSWORD {_lit(app_password)};
+  ELSE ALTER ROLE {app_user} PASSWORD {_lit(app_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(cdc_user)}) THEN
+    CREATE ROLE {cdc_user} LOGIN REPLICATION PASSWORD {_lit(cdc_password)};
+  ELSE ALTER ROLE {cdc_user} PASSWORD {_lit(cdc_password)}; END IF;
 END $$;
 """)
-    exists = cluster.psql(f"SELECT 1 FROM pg_database WHERE datname = {_lit(service)}").strip()
+    exists = cluster.psql(f"SELECT 1 FROM pg_database WHERE datname = {_lit(database)}").strip()
     if not exists:
-        cluster.psql(f"CREATE DATABASE {service} OWNER {app}")
+        cluster.psql(f"CREATE DATABASE {database} OWNER {app_user}")
     cluster.psql(f"""
-GRANT CONNECT ON DATABASE {service} TO debezium;
-GRANT USAGE ON SCHEMA public TO debezium;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO debezium;
-ALTER DEFAULT PRIVILEGES FOR ROLE {app} IN SCHEMA public GRANT SELECT ON TABLES TO debezium;
-GRANT ALL ON SCHEMA public TO {app};
-""", db=service)
+GRANT CONNECT ON DATABASE {database} TO {cdc_user};
+GRANT USAGE ON SCHEMA public TO {cdc_user};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {cdc_user};
+ALTER DEFAULT PRIVILEGES FOR ROLE {app_user} IN SCHEMA public GRANT SELECT ON TABLES TO {cdc_user};
+GRANT ALL ON SCHEMA public TO {app_user};
+""", db=database)
 
 
 def provision_reporting(cluster: PgCluster, owner_password: str, bi_password: str) -> None:

@@ -1,36 +1,34 @@
-"""Local credentials: generated once per state folder, kept in <state>/secrets.env (0600, git-ignored).
+"""Local credentials: generated once per state folder into the estate's env_file (0600, git-ignored).
 
-Connector configs reference them as ${env:REPORTING_<SERVICE>_DB_PASSWORD}; the Kafka Connect
-worker is started with these variables in its environment and resolves them through Kafka's
-EnvVarConfigProvider, so no password is ever written into a connector file or the Connect REST API.
+The local stack is the only code that generates passwords. It fills every `{env: NAME}` secret the
+estate file declares that neither the environment nor the env_file provides, plus the MariaDB root
+password it needs itself. Connector configs reference the CDC passwords as `${env:NAME}`; the local
+Kafka Connect worker is started with these variables in its environment and resolves them through
+Kafka's EnvVarConfigProvider, so no password is ever written into a connector file or the REST API.
 """
 
 from __future__ import annotations
 
 import os
 import secrets as _secrets
-from pathlib import Path
 
-from pipelines.settings import SERVICES, Settings
+from pipelines.config.secrets import read_env_file
+from pipelines.settings import Settings
+
+STACK_ONLY = ("REPORTING_MARIADB_ROOT_PASSWORD",)
 
 
-def _names() -> list[str]:
-    names = [f"REPORTING_{s.upper()}_APP_PASSWORD" for s in SERVICES]
-    names += [f"REPORTING_{s.upper()}_CDC_PASSWORD" for s in SERVICES]
-    names += ["REPORTING_PG_PASSWORD", "REPORTING_PG_BI_PASSWORD", "REPORTING_MARIADB_ROOT_PASSWORD"]
-    return names
+def _names(settings: Settings) -> list[str]:
+    refs = settings.estate.secret_refs().values()
+    return sorted({r.env for r in refs if r.env} | set(STACK_ONLY))
 
 
 def load(settings: Settings, create: bool = False) -> dict[str, str]:
-    """Read secrets.env (creating missing entries when `create`). Environment variables win."""
-    path: Path = settings.secrets_file
-    values: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if "=" in line and not line.startswith("#"):
-                k, v = line.split("=", 1)
-                values[k.strip()] = v.strip()
-    missing = [n for n in _names() if n not in values]
+    """Every env secret of the estate: {NAME: value} from the env_file (creating missing entries when
+    `create`); values in the environment win."""
+    path = settings.secrets_file
+    values = read_env_file(path)
+    missing = [n for n in _names(settings) if n not in values]
     if missing and create:
         for name in missing:
             values[name] = _secrets.token_urlsafe(18)
@@ -46,14 +44,6 @@ def load(settings: Settings, create: bool = False) -> dict[str, str]:
     return values
 
 
-def service_env(settings: Settings, values: dict[str, str]) -> dict[str, str]:
-    """Environment for the Connect worker: how its connectors reach each service database."""
-    env = {"REPORTING_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
-    for svc in SERVICES:
-        up = svc.upper()
-        env[f"REPORTING_{up}_DB_HOST"] = settings.host
-        env[f"REPORTING_{up}_DB_PORT"] = str(settings.ports[svc])
-        env[f"REPORTING_{up}_DB_NAME"] = svc
-        env[f"REPORTING_{up}_DB_USER"] = "debezium"
-        env[f"REPORTING_{up}_DB_PASSWORD"] = values.get(f"REPORTING_{up}_CDC_PASSWORD", "")
-    return env
+def connect_env(settings: Settings, values: dict[str, str]) -> dict[str, str]:
+    """Environment for the local Connect worker: the secrets its connectors reference as ${env:NAME}."""
+    return {name: value for name, value in values.items() if name not in STACK_ONLY}

@@ -330,11 +330,11 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     import dagster as dg
     import psycopg
     from kafka import KafkaConsumer, TopicPartition
+    from pipelines.stack.connect_api import ConnectClient, load_connector
 
     from pipelines.defs.jobs import resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
     from pipelines.stack.bootstrap import service_urls
-    from pipelines.stack.connect_api import ConnectClient, load_connector
 
     settings = stack.settings
     client = ConnectClient(settings.connect_url)

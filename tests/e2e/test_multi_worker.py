@@ -19,6 +19,7 @@ from pipelines.cdc.plan import Planner
 from pipelines.kafka.consumer import ChangeConsumer
 from pipelines.projection import load_projections
 from pipelines.settings import REPO_ROOT
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +44,7 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     admin.close()
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     orders = load_projections(REPO_ROOT / "connectors")["orders.public.orders"]
     parts.planner = Planner({topic: orders}, parts.contracts)
     parts.source_tables = {topic: orders.source_table}

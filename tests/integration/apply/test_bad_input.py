@@ -12,6 +12,7 @@ from pipelines.apply.dead_letters import list_dead_letters
 from pipelines.apply.runner import load_parts
 from pipelines.cdc.events import Record
 from tests.integration.apply.test_pipeline_dead_letters import captured_records, first_create
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def rec(offset: int, value, key: bytes | None = b'{"id": 900}', topic: str = TOP
 
 
 def test_each_kind_of_bad_input_is_a_dead_letter_and_the_stream_goes_on(backend):
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     backend.ensure_schema(list(parts.contracts.values()))
     src = envelope()["source"]
     good = envelope(after={"id": 900, "state_code": 20}, source={**src, "lsn": 50_000_000})

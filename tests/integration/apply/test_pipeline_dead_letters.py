@@ -12,6 +12,7 @@ import pytest
 from pipelines.apply.dead_letters import list_dead_letters, replay
 from pipelines.apply.runner import load_parts
 from pipelines.cdc.events import Record
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def first_create(records: list[Record]) -> Record:
 
 
 def test_poison_events_go_to_dead_letters_and_stream_goes_on(backend):
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     backend.ensure_schema(list(parts.contracts.values()))
     records = captured_records()
     poison = [
@@ -57,7 +58,7 @@ def test_poison_events_go_to_dead_letters_and_stream_goes_on(backend):
 
 
 def test_replay_applies_once_the_cause_is_fixed(backend):
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     backend.ensure_schema(list(parts.contracts.values()))
     good = first_create(captured_records())
     # the event first arrives on a topic nobody projects (think: a projection not deployed yet)
@@ -73,7 +74,7 @@ def test_replay_applies_once_the_cause_is_fixed(backend):
 
 
 def test_redelivered_poison_event_is_not_duplicated(backend):
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     backend.ensure_schema(list(parts.contracts.values()))
     poison = Record("orders.public.orders", 0, 7, b'{"id": 1}', b"not json")
     backend.apply("g", parts.plan([poison]))
@@ -85,7 +86,7 @@ def test_soft_deleted_rows_do_not_depend_on_batch_boundaries(backend, tmp_path):
     """create → update → delete of one key, applied as one batch or as three, leaves the same row."""
     from pipelines.bench.workload import orders_changes
 
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     events = [Record("orders.public.orders", 0, i, k, v) for i, (k, v) in enumerate(orders_changes(3000, 300, 9))]
     q = ('SELECT order_id, order_status, total_amount, "_source_position", "_op", "_deleted_at" IS NULL '
          "FROM reporting.orders_v2 ORDER BY order_id")

@@ -9,6 +9,7 @@ with a kill -9 of their parent.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import signal
@@ -29,6 +30,7 @@ from pipelines.apply.worker import Worker
 from pipelines.bench.workload import FinalState, orders_changes
 from pipelines.cdc.events import Record
 from pipelines.settings import REPO_ROOT
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +119,7 @@ def _dump(backend) -> dict:
 
 
 def test_planner_processes_apply_exactly_what_in_process_planning_applies(backends):
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     records, live = _records()
     batches = [records[i:i + 250] for i in range(0, len(records), 250)]
     inprocess, pooled = backends
@@ -125,7 +127,7 @@ def test_planner_processes_apply_exactly_what_in_process_planning_applies(backen
         b.ensure_schema(list(parts.contracts.values()))
     stats = Worker(inprocess, ListConsumer(batches), parts.plan, "g", say=lambda _m: None).run(
         until_caught_up=True, install_signals=False)
-    with PlannerPool(2, load_parts, parts.contracts) as pool:
+    with PlannerPool(2, functools.partial(load_parts, bundled_estate()), parts.contracts) as pool:
         pool_stats = Worker(pooled, ListConsumer(batches), parts.plan, "g", say=lambda _m: None, pool=pool).run(
             until_caught_up=True, install_signals=False)
     a, b = _dump(inprocess), _dump(pooled)
@@ -149,7 +151,7 @@ def _broken_factory():
 
 
 def test_a_planner_that_cannot_start_says_why():
-    parts = load_parts()
+    parts = load_parts(bundled_estate())
     with pytest.raises(RuntimeError, match="planner processes could not start: ValueError: projection file broken"):
         PlannerPool(1, _broken_factory, parts.contracts)
 
@@ -161,7 +163,7 @@ def test_planners_die_with_a_killed_parent(tmp_path):
         from pipelines.apply.planner_pool import PlannerPool
         from pipelines.apply.runner import load_parts
         if __name__ == "__main__":
-            pool = PlannerPool(2, load_parts, load_parts().contracts)
+            pool = PlannerPool(2, functools.partial(load_parts, bundled_estate()), load_parts(bundled_estate()).contracts)
             print("ready", flush=True)
             time.sleep(300)
     """))

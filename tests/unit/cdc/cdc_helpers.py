@@ -41,7 +41,7 @@ ORDER_STATUS_V1 = ("PLACED", "PAID", "PACKED", "SHIPPED", "CANCELLED")
 
 
 def orders_contracts() -> dict[str, Contract]:
-    """The orders-owned contract tables of docs/shared-brief.md."""
+    """The orders-owned contract tables of reporting_schema/ (orders v1, orders v2, order_lines v1)."""
     money = dict(precision=12, scale=2)
     return {
         "orders_v1": Contract((

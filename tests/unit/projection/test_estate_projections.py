@@ -1,10 +1,10 @@
 """The customers, payments and warehouse projections, through the real planner and contracts.
 
-Hand-written Debezium envelopes shaped like what the connectors emit (docs/shared-brief.md settings):
+Hand-written Debezium envelopes shaped like what the connectors emit (connectors/*/connector.json settings):
 PostgreSQL (pgoutput, plain JSON): timestamptz as ISO strings with Z, bigint as numbers, internal
 columns absent (column.exclude.list); MariaDB: DATETIME(6) as epoch microseconds, TINYINT(1) as 0/1,
 TINYINT as a number (see tests/fixtures/events/captured/mariadb_stock.json). Each goes through
-`load_parts().plan(records)` — routing, decoding, projection, contract validation — and the test
+`load_parts(bundled_estate()).plan(records)` — routing, decoding, projection, contract validation — and the test
 asserts the contract rows (values and Python types), a delete, and contract violations landing in
 dead letters with the stage and target named.
 """
@@ -20,6 +20,7 @@ import pytest
 
 from pipelines.apply.runner import load_parts
 from pipelines.cdc.events import Record
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.unit
 
@@ -31,7 +32,7 @@ MICROS = 1_773_480_413_589_793  # the same instant as epoch microseconds (MariaD
 
 @pytest.fixture(scope="module")
 def parts():
-    return load_parts()
+    return load_parts(bundled_estate())
 
 
 # --------------------------------------------------------------------------- envelopes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import tempfile
@@ -43,13 +42,14 @@ def test_servers_dir_moves_out_of_an_unreachable_state_folder(open_dir, monkeypa
     tmp_path = open_dir
     monkeypatch.delenv("REPORTING_SERVERS_DIR", raising=False)
     tmp_path.chmod(0o700)
-    hidden = dataclasses.replace(Settings.load(), state_dir=tmp_path / ".state")
+    environ = {"REPORTING_STATE_DIR": str(tmp_path / ".state")}
+    hidden = Settings.load(environ=environ)
     moved = hidden.servers_dir
     assert moved.parent.as_posix() == "/var/tmp" and moved.name.startswith("reporting-servers-")
-    assert moved == dataclasses.replace(hidden).servers_dir  # stable per state folder
+    assert moved == Settings.load(environ=environ).servers_dir  # stable per state folder
 
     tmp_path.chmod(0o755)
     assert hidden.servers_dir == hidden.state_dir
 
-    monkeypatch.setenv("REPORTING_SERVERS_DIR", str(tmp_path / "elsewhere"))
-    assert hidden.servers_dir == tmp_path / "elsewhere"
+    elsewhere = Settings.load(environ={**environ, "REPORTING_SERVERS_DIR": str(tmp_path / "elsewhere")})
+    assert elsewhere.servers_dir == tmp_path / "elsewhere"

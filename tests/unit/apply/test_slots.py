@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.stack.slots import SlotStatus
+from pipelines.apply.slots import SlotStatus
 
 pytestmark = pytest.mark.unit
 

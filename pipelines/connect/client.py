@@ -1,7 +1,8 @@
-"""Kafka Connect REST: register connectors from connectors/<service>/connector.json and watch them.
+"""Kafka Connect REST: register the estate's connectors and watch them.
 
-Connector files are plain Kafka Connect JSON ({"name", "config"}); credentials are `${env:...}`
-placeholders resolved by the worker, so this module never sees a password.
+Connector files are plain Kafka Connect JSON ({"name", "config"}), completed from the estate file by
+`pipelines.connect.render`; credentials are config-provider placeholders resolved by the worker, so
+this module never sees a password.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from pathlib import Path
 
 import requests
 
-from pipelines.settings import REPO_ROOT
-from pipelines.stack.errors import StackError
+from pipelines.config.model import Estate
+from pipelines.connect.render import check_spec, render_connector
+
+
+class ConnectError(RuntimeError):
+    """Kafka Connect refused or failed something; `detail` holds the trace when there is one."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+
 
 
 @dataclass(frozen=True)
@@ -29,44 +39,57 @@ class ConnectorState:
         return self.state == "RUNNING" and bool(self.tasks) and all(s == "RUNNING" for _, s in self.tasks)
 
 
-def connector_files(root: Path | None = None) -> list[Path]:
-    return sorted((root or REPO_ROOT / "connectors").glob("*/connector.json"))
-
-
 def load_connector(path: Path) -> dict:
+    """The connector file at `path`, parsed and checked (not yet completed from the estate)."""
     try:
-        spec = json.loads(path.read_text())
+        spec = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConnectError(f"{path}: cannot read the connector file: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
-        raise StackError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
-    if not isinstance(spec, dict) or "name" not in spec or "config" not in spec:
-        raise StackError(f"{path}: a connector file needs 'name' and 'config'")
-    for key, value in spec["config"].items():
-        if "password" in key.lower() and not str(value).startswith("${"):
-            raise StackError(f"{path}: {key} must come from a config provider (e.g. ${{env:...}}), not the file")
-    return spec
+        raise ConnectError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    try:
+        return check_spec(spec, Path(path))
+    except ValueError as exc:
+        raise ConnectError(str(exc)) from exc
+
+
+def estate_connectors(estate: Estate) -> list[dict]:
+    """Every service's connector config as it is registered: its file completed from the estate."""
+    out = []
+    for service in estate.services:
+        try:
+            out.append(render_connector(load_connector(service.connector), service, estate.kafka))
+        except ValueError as exc:
+            raise ConnectError(str(exc)) from exc
+    return out
 
 
 class ConnectClient:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
+        self.auth = auth
 
     def _req(self, method: str, path: str, **kw) -> requests.Response:
         try:
-            return requests.request(method, f"{self.url}{path}", timeout=15, **kw)
+            r = requests.request(method, f"{self.url}{path}", timeout=15, auth=self.auth, **kw)
+            if r.status_code == 401:
+                raise ConnectError(f"Kafka Connect at {self.url} refused the credentials (401): check connect.username "
+                                   "and connect.password in the estate file")
+            return r
         except requests.RequestException as exc:
-            raise StackError(f"Kafka Connect at {self.url} is not reachable: {exc.__class__.__name__}") from exc
+            raise ConnectError(f"Kafka Connect at {self.url} is not reachable: {exc.__class__.__name__}") from exc
 
     def apply(self, spec: dict) -> None:
         """Create or update (idempotent PUT) one connector."""
         r = self._req("PUT", f"/connectors/{spec['name']}/config", json=spec["config"])
         if r.status_code not in (200, 201):
-            raise StackError(f"connector {spec['name']}: Connect refused the config ({r.status_code}): "
+            raise ConnectError(f"connector {spec['name']}: Connect refused the config ({r.status_code}): "
                              f"{r.json().get('message', r.text)[:300] if r.content else ''}")
 
     def delete(self, name: str) -> None:
         r = self._req("DELETE", f"/connectors/{name}")
         if r.status_code not in (204, 404):
-            raise StackError(f"connector {name}: delete failed ({r.status_code})")
+            raise ConnectError(f"connector {name}: delete failed ({r.status_code})")
 
     def names(self) -> list[str]:
         return list(self._req("GET", "/connectors").json())
@@ -85,7 +108,7 @@ class ConnectClient:
         """Restart the connector and its failed tasks."""
         r = self._req("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
         if r.status_code not in (200, 202, 204):
-            raise StackError(f"connector {name}: restart refused ({r.status_code})")
+            raise ConnectError(f"connector {name}: restart refused ({r.status_code})")
 
     def wait_running(self, name: str, timeout: float = 120, restarts: int = 5) -> ConnectorState:
         """Poll until the connector and all its tasks are RUNNING.
@@ -104,11 +127,18 @@ class ConnectClient:
             if st.state == "FAILED" or any(s == "FAILED" for _, s in st.tasks):
                 first = st.trace.strip().splitlines()[0] if st.trace.strip() else "no trace"
                 if restarts <= 0:
-                    raise StackError(f"connector {name} FAILED: {first}", st.trace)
+                    raise ConnectError(f"connector {name} FAILED: {first}", st.trace)
                 restarts -= 1
                 time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff *= 2
                 self.restart(name)
             time.sleep(0.5)
-        raise StackError(f"connector {name} not RUNNING after {timeout:.0f}s (state {st.state}, tasks {list(st.tasks)})",
+        raise ConnectError(f"connector {name} not RUNNING after {timeout:.0f}s (state {st.state}, tasks {list(st.tasks)})",
                          st.trace)
+
+
+def client_for(settings) -> ConnectClient:
+    """A client for the estate's Connect cluster (first URL), with basic auth when declared."""
+    c = settings.estate.connect
+    auth = (c.username, settings.secret(c.password, "connect.password")) if c.username and c.password else None
+    return ConnectClient(c.url, auth)

@@ -1,0 +1,1 @@
+"""The declared estate: typed model (`model`), secret references (`secrets`), the file reader (`load`, edges only)."""

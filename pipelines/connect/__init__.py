@@ -1,0 +1,1 @@
+"""Kafka Connect: connector specs from the estate (render, pure) and the REST client (client)."""
