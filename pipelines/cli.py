@@ -248,9 +248,13 @@ def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer 
                                       "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
 ) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
-    from pipelines.apply.runner import run_pipeline
+    import os
 
-    run_pipeline(_settings(), until_caught_up=False, group=group, say=_say, replica_every=replica_every, planners=planners)
+    from pipelines.apply.runner import run_pipeline
+    from pipelines.apply.worker import FAULT_ENV, parse_fault_points
+
+    run_pipeline(_settings(), until_caught_up=False, group=group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
+                 say=_say, replica_every=replica_every, planners=planners)
 
 
 @app.command("sql")
@@ -276,9 +280,13 @@ def ingest(
                                       "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
 ) -> None:
     """Apply change events until caught up, then exit (what Dagster runs)."""
-    from pipelines.apply.runner import run_pipeline
+    import os
 
-    run_pipeline(_settings(), until_caught_up=until_caught_up, group=group, say=_say, planners=planners)
+    from pipelines.apply.runner import run_pipeline
+    from pipelines.apply.worker import FAULT_ENV, parse_fault_points
+
+    run_pipeline(_settings(), until_caught_up=until_caught_up, group=group,
+                 faults=parse_fault_points(os.environ.get(FAULT_ENV, "")), say=_say, planners=planners)
 
 
 dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True)

@@ -12,11 +12,11 @@ import hashlib
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pipelines.config.load import REPO_ROOT, load_estate
-from pipelines.config.model import Estate, Login, SecretRef
+from pipelines.config.model import Estate, Login, Reporting, SecretRef
 from pipelines.config.secrets import SecretResolver
 
 __all__ = ["REPO_ROOT", "Settings", "reachable_by_others"]
@@ -55,6 +55,12 @@ class Settings:
             jvm_dir_override=Path(jvm).resolve() if jvm else None,
             servers_dir_override=Path(servers).resolve() if servers else None,
         )
+
+    def with_backend(self, backend: str) -> Settings:
+        """The same configuration with another reporting backend selected (both must be declared)."""
+        reporting = self.estate.reporting.model_copy(update={"backend": backend})
+        Reporting.model_validate(reporting.model_dump())  # the selected backend must be declared
+        return replace(self, estate=self.estate.model_copy(update={"reporting": reporting}))
 
     # --- what the core reads ------------------------------------------------------------------
     def secret(self, ref: SecretRef, key: str) -> str:

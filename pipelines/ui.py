@@ -1,12 +1,16 @@
-"""`reporting ui` / `make ui`: the Dagster webserver and daemon on loopback, with a persistent instance.
+"""`reporting ui` / `make ui`: the Dagster webserver and daemon (on loopback in the example estate), with a
+persistent instance.
 
-DAGSTER_HOME is `<state>/dagster` (kept across restarts: run history, schedules, sensor cursors).
-Its dagster.yaml is written on every start, so the settings below always hold:
+Everything comes from the estate's `dagster` section: DAGSTER_HOME is `dagster.home` (`{state_dir}/dagster`
+in the example; kept across restarts: run history, schedules, sensor cursors), the webserver listens on
+`dagster.host`:`dagster.port`. The webserver and daemon get REPORTING_ESTATE (the estate file of the
+caller's settings), so the code location and its runs read the same estate.
+DAGSTER_HOME/dagster.yaml is written on every start, so the settings below always hold:
 - runs go through the QueuedRunCoordinator (the daemon launches them, at most 4 at once);
 - pool `reporting_db_writer` has limit 1 (op granularity): every step that opens the reporting
   database claims the pool's single slot, so only one run at a time touches a DuckDB file; a run
   whose first steps all need the pool waits in the queue, and the pool_wait_sensor writes why into it.
-Processes: webserver and daemon in their own sessions, pid files in `<state>/dagster/`, logs in
+Processes: webserver and daemon in their own sessions, pid files in DAGSTER_HOME, logs in
 `<state>/logs/dagster-{webserver,daemon}.log`;
 `stop_ui` stops both and whatever they started (code servers, run workers).
 """
@@ -16,13 +20,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.settings import REPO_ROOT, Settings
+import pipelines
+from pipelines.config.load import ESTATE_ENV
+from pipelines.settings import Settings
 from pipelines.stack import proc
 from pipelines.stack.errors import StackError
+
+CODE_ROOT = Path(pipelines.__file__).resolve().parent.parent
+"""The folder the `pipelines` package is imported from: the code location's working directory."""
 
 POOL = "reporting_db_writer"
 POOL_LIMIT = 1
@@ -38,7 +47,8 @@ class UiProcesses:
 
 
 def dagster_home(settings: Settings) -> Path:
-    return settings.state_dir / "dagster"
+    """DAGSTER_HOME of the UI: the estate's dagster.home."""
+    return settings.estate.dagster.home
 
 
 def instance_yaml(home: Path) -> str:
@@ -80,24 +90,28 @@ load_from:
   - python_module:
       module_name: pipelines.definitions
       attribute: defs
-      working_directory: {REPO_ROOT}
+      working_directory: {CODE_ROOT}
 """
 
 
-def ui_env(settings: Settings, home: Path) -> dict[str, str]:
-    """The environment of the UI processes: the caller's, pinned to `settings` (state, ports, backend)."""
-    env = dict(os.environ)
+def ui_env(settings: Settings, home: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of the UI processes: the caller's (`environ`, default os.environ), pinned to the
+    estate file of `settings` (REPORTING_ESTATE) and to DAGSTER_HOME `home`.
+
+    The estate's overrides the caller had travel with it, resolved so that they mean the same from the
+    webserver's working directory: REPORTING_STATE_DIR and REPORTING_DUCKDB_PATH become the absolute
+    folder and file of `settings`; REPORTING_BACKEND, REPORTING_PORT_OFFSET and REPORTING_PLANNERS
+    pass as they are. The code location then loads exactly the configuration of `settings`."""
+    env = dict(os.environ if environ is None else environ)
     env.update({
         "DAGSTER_HOME": str(home),
-        "REPORTING_STATE_DIR": str(settings.state_dir),
-        "REPORTING_HOST": settings.host,
-        "REPORTING_BACKEND": settings.backend,
-        "REPORTING_DUCKDB_PATH": str(settings.duckdb_path),
-        "REPORTING_JVM_DIR": str(settings.jvm_dir),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p),
+        ESTATE_ENV: str(settings.estate.path),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(CODE_ROOT), env.get("PYTHONPATH", "")) if p),
     })
-    for name in settings.ports:
-        env[f"REPORTING_PORT_{name.upper()}"] = str(settings.ports[name])
+    if env.get("REPORTING_STATE_DIR"):
+        env["REPORTING_STATE_DIR"] = str(settings.state_dir)
+    if env.get("REPORTING_DUCKDB_PATH"):
+        env["REPORTING_DUCKDB_PATH"] = str(settings.duckdb_path)
     return env
 
 
@@ -138,14 +152,15 @@ def location_loaded(url: str) -> bool:
 
 def start_ui(settings: Settings | None = None, port: int | None = None, wait: bool = True,
              say: Callable[[str], None] = print, timeout: float = 240) -> UiProcesses:
-    """Start dagster-webserver and dagster-daemon on 127.0.0.1 with DAGSTER_HOME=<state>/dagster; print the URL.
+    """Start dagster-webserver and dagster-daemon on the estate's dagster.host:port (`port` overrides it)
+    with DAGSTER_HOME=dagster.home; print the URL.
 
     `wait`: return only when the webserver answers and the code location is loaded. Raises StackError
     (one line, log tail as detail) when a port is taken or a process dies during start-up.
     """
     settings = settings or Settings.load()
-    port = port or settings.ports["dagster"]
-    host = settings.host
+    port = port or settings.estate.dagster.port
+    host = settings.estate.dagster.host
     home = dagster_home(settings)
     logs = settings.log_dir  # not <home>/logs: Dagster rotates that folder for its own use
     logs.mkdir(parents=True, exist_ok=True)
@@ -163,9 +178,9 @@ def start_ui(settings: Settings | None = None, port: int | None = None, wait: bo
     env = ui_env(settings, home)
     web_log, daemon_log = logs / "dagster-webserver.log", logs / "dagster-daemon.log"
     web_pid = proc.spawn([_bin("dagster-webserver"), "-h", host, "-p", str(port), "-w", str(workspace)],
-                         web_log, web_pid_file, env=env, cwd=REPO_ROOT)
+                         web_log, web_pid_file, env=env, cwd=CODE_ROOT)
     daemon_pid = proc.spawn([_bin("dagster-daemon"), "run", "-w", str(workspace)], daemon_log, daemon_pid_file,
-                            env=env, cwd=REPO_ROOT)
+                            env=env, cwd=CODE_ROOT)
     url = f"http://{host}:{port}"
     if wait:
         try:

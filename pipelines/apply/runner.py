@@ -125,7 +125,7 @@ def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
 def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
                  say: Callable[[str], None] = print, install_signals: bool = True,
                  max_records: int = 20000, replica_every: float | None = None,
-                 planners: int | None = None) -> RunStats:
+                 planners: int | None = None, faults: dict[str, float] | None = None) -> RunStats:
     """Run the pipeline worker with the configured backend; returns the run's statistics.
 
     `planners`: planner processes (apply/planner_pool.py; None = REPORTING_PLANNERS, default 0 =
@@ -177,7 +177,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
                 pool = PlannerPool(planners, partial(load_parts, settings.estate), parts.contracts)
                 say(f"planning in {planners} planner process(es)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
-                            say=say, after_batch=after_batch, pool=pool,
+                            say=say, after_batch=after_batch, pool=pool, faults=faults,
                             max_retries=pipeline.max_retries)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:

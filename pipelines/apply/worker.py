@@ -36,13 +36,13 @@ Planner = Callable[[list[Record]], ApplyBatch]
 
 
 FAULT_ENV = "REPORTING_FAULT_INJECT"
-"""Fault injection for the fault tests only: `<point>:<probability>[,...]` with points `mid_batch`
-(SIGKILL inside the DB transaction, before commit) and `after_commit` (SIGKILL after the DB commit,
-before the advisory Kafka commit). Unset in normal operation."""
+"""Fault injection for the fault tests only (read by the `reporting` command, an edge):
+`<point>:<probability>[,...]` with points `mid_batch` (SIGKILL inside the DB transaction, before
+commit) and `after_commit` (SIGKILL after the DB commit, before the advisory Kafka commit). Unset in
+normal operation."""
 
 
-def _fault_points() -> dict[str, float]:
-    spec = os.environ.get(FAULT_ENV, "")
+def parse_fault_points(spec: str) -> dict[str, float]:
     points = {}
     for part in filter(None, spec.split(",")):
         name, _, prob = part.partition(":")
@@ -92,7 +92,8 @@ class Worker:
     def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
                  max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0,
-                 after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None) -> None:
+                 after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None,
+                 faults: dict[str, float] | None = None) -> None:
         self.backend = backend
         self.pool = pool  # planner processes (apply/planner_pool.py); None = plan on the polling thread
         self.consumer = consumer
@@ -104,7 +105,7 @@ class Worker:
         self.status_every = status_every
         self.after_batch = after_batch  # called with applied=True/False after every poll (e.g. replica publishing)
         self._stop = False
-        self._faults = _fault_points()
+        self._faults = dict(faults or {})
         if self._faults:
             hook = getattr(self.backend, "before_commit_hooks", None)
             if hook is not None:

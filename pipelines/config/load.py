@@ -90,6 +90,10 @@ def _prepare(raw: dict, file: Path, environ: Mapping[str, str], lines: dict[tupl
     state = environ.get("REPORTING_STATE_DIR") or data.get("state_dir") or ".state"
     state_dir = _resolve(root, str(state))
     data["state_dir"] = str(state_dir)
+    data.setdefault("contracts", "reporting_schema")
+    data.setdefault("dbt_project", "dbt_project")
+    if isinstance(data.get("dagster", {}), dict):
+        data["dagster"] = {"home": "{state_dir}/dagster", **(data.get("dagster") or {})}
     data = _substitute(data, {"state_dir": str(state_dir)})
     services = data.get("services")
     if isinstance(services, dict):

@@ -162,7 +162,7 @@ def _compile_target(f: _File, name: str, spec: _Map, line: int, table: str, key:
                     columns: Mapping[str, str]) -> TargetProjection:
     m = TARGET_RE.fullmatch(name) if isinstance(name, str) else None
     if m is None or len(name) > 63:
-        raise f.fail(f"target {name!r} must be named <contract table>_v<major> (e.g. orders_v1)", line)
+        raise f.fail(f"target {name!r} must be named <contract table>_v<major> (e.g. sales_v1)", line)
     spec = f.mapping(spec, f"target {name}", line)
     names, exprs = [], []
     for col, col_spec in spec.items():

@@ -77,7 +77,10 @@ def test_drift_goes_to_dead_letters_then_replay_after_projection_fix(stack, tmp_
     shutil.copytree(REPO_ROOT / "connectors", fixed, ignore=shutil.ignore_patterns("jvm", "pom.xml"))
     proj = fixed / "orders" / "projection.yaml"
     proj.write_text(proj.read_text().replace("total_cents", "amount_cents"))
-    parts = load_parts(fixed)
+    from pipelines.config.load import load_estate
+    from tests.support.estate import write_estate
+
+    parts = load_parts(load_estate(write_estate(tmp_path, **{"services.orders.projection": str(proj)}), environ={}))
     b = DuckDbBackend(settings.duckdb_path)
     try:
         res = replay(b, parts, "reporting-pipeline", table="orders.public.orders")

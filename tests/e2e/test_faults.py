@@ -4,7 +4,6 @@ differences (no loss, no duplicates, no lost deletes). The reduced set runs in C
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 import subprocess
@@ -112,7 +111,7 @@ def test_duckdb_locked_by_another_process_stream_waits_then_applies(stack, tmp_p
 def test_postgres_backend_down_for_a_while(stack, tmp_path):
     """PostgreSQL backend: stop the reporting server mid-stream; the worker retries with backoff
     and reconnects; nothing is skipped."""
-    settings = dataclasses.replace(stack.settings, backend="postgres")
+    settings = stack.settings.with_backend("postgres")
     from pipelines.apply.runner import open_backend
 
     open_backend(settings).close()  # schema + first connection

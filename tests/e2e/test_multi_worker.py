@@ -3,7 +3,6 @@ the partitions); the result equals what a single worker produces from the same e
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 
@@ -17,8 +16,7 @@ from pipelines.apply.worker import Worker
 from pipelines.bench.workload import orders_changes
 from pipelines.cdc.plan import Planner
 from pipelines.kafka.consumer import ChangeConsumer
-from pipelines.projection import load_projections
-from pipelines.settings import REPO_ROOT
+from pipelines.projection import load_estate_projections
 from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.e2e
@@ -27,12 +25,12 @@ pytestmark = pytest.mark.e2e
 def _backend(stack, db: str) -> PostgresBackend:
     stack.reporting_pg.psql(f"DROP DATABASE IF EXISTS {db}")
     stack.reporting_pg.psql(f"CREATE DATABASE {db} OWNER reporting_writer")
-    settings = dataclasses.replace(stack.settings, backend="postgres")
+    settings = stack.settings.with_backend("postgres")
     return PostgresBackend(reporting_pg_conninfo(settings).replace("dbname=reporting", f"dbname={db}"))
 
 
 def _worker(stack, topic: str, group: str, db: str, parts) -> tuple[Worker, PostgresBackend]:
-    backend = PostgresBackend(reporting_pg_conninfo(dataclasses.replace(stack.settings, backend="postgres"))
+    backend = PostgresBackend(reporting_pg_conninfo(stack.settings.with_backend("postgres"))
                               .replace("dbname=reporting", f"dbname={db}"))
     consumer = ChangeConsumer(stack.settings.kafka_bootstrap, group, [topic.split(".")[0]],
                               lambda: backend.stored_offsets(group), max_records=2000)
@@ -45,13 +43,13 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
     admin.close()
     parts = load_parts(bundled_estate())
-    orders = load_projections(REPO_ROOT / "connectors")["orders.public.orders"]
+    orders = load_estate_projections(stack.settings.estate)["orders.public.orders"]
     parts.planner = Planner({topic: orders}, parts.contracts)
     parts.source_tables = {topic: orders.source_table}
 
     for db in ("multi_two", "multi_one"):
         _backend(stack, db).close()
-    setup = PostgresBackend(reporting_pg_conninfo(dataclasses.replace(stack.settings, backend="postgres"))
+    setup = PostgresBackend(reporting_pg_conninfo(stack.settings.with_backend("postgres"))
                             .replace("dbname=reporting", "dbname=multi_two"))
     setup.ensure_schema(list(parts.contracts.values()))
     setup.close()
@@ -85,7 +83,7 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     ends = {(tp.topic, tp.partition): o for tp, o in
             probe.end_offsets([TopicPartition(topic, 0), TopicPartition(topic, 1)]).items()}
     probe.close()
-    check = PostgresBackend(reporting_pg_conninfo(dataclasses.replace(stack.settings, backend="postgres"))
+    check = PostgresBackend(reporting_pg_conninfo(stack.settings.with_backend("postgres"))
                             .replace("dbname=reporting", "dbname=multi_two"))
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and check.stored_offsets("two-workers") != ends:
@@ -102,7 +100,7 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
         w.consumer.close()
         b.close()
 
-    single_backend = PostgresBackend(reporting_pg_conninfo(dataclasses.replace(stack.settings, backend="postgres"))
+    single_backend = PostgresBackend(reporting_pg_conninfo(stack.settings.with_backend("postgres"))
                                      .replace("dbname=reporting", "dbname=multi_one"))
     single_backend.ensure_schema(list(parts.contracts.values()))
     consumer = ChangeConsumer(stack.settings.kafka_bootstrap, "one-worker", [topic.split(".")[0]],
@@ -113,7 +111,7 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
 
     q = ('SELECT order_id, order_status, total_amount, "_source_position", "_deleted_at" IS NULL '
          "FROM reporting.orders_v2 ORDER BY order_id")
-    two = PostgresBackend(reporting_pg_conninfo(dataclasses.replace(stack.settings, backend="postgres"))
+    two = PostgresBackend(reporting_pg_conninfo(stack.settings.with_backend("postgres"))
                           .replace("dbname=reporting", "dbname=multi_two"))
     try:
         assert two.query(q) == single_backend.query(q)
