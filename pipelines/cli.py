@@ -237,6 +237,39 @@ def connectors_status() -> None:
         raise typer.Exit(1)
 
 
+service_app = typer.Typer(help="Services of the estate: add one by files, no code.", no_args_is_help=True)
+app.add_typer(service_app, name="service")
+
+
+@service_app.command("add")
+@friendly
+def service_add(name: str = typer.Argument(..., help="Service name (lower case; becomes the topic prefix)."),
+                engine: str = typer.Option(..., help="postgresql or mariadb."),
+                port: int = typer.Option(None, help="Port of its database (default: the next free local port)."),
+                table: str = typer.Option("records", help="The private table the skeleton captures."),
+                contract: str = typer.Option(None, help="Contract table it feeds (default: the service name).")) -> None:
+    """Scaffold a new service: estate entry, connector, projection, schema.sql, contract, dbt staging model."""
+    from pipelines.scaffold import add_service
+
+    estate = _settings().estate
+    if port is None:
+        used = {s.port for s in estate.services} | set(_settings().ports.values())
+        port = max(p for p in used if p < 60000) + 1
+        while port in used:
+            port += 1
+    written = add_service(estate, name, engine, port, table, contract)
+    for path in written:
+        _say(f"wrote {path}")
+    c = contract or name
+    _say(f"""next steps:
+  1. edit connectors/{name}/schema.sql (local stack) or point services.{name} at your database in {estate.path.name}
+  2. edit connectors/{name}/projection.yaml and {estate.contracts.name}/{c}/v1.yaml to the real columns
+  3. reporting contract check && reporting contract publish
+  4. python -m pipelines.dbt_sources   (dbt sources from the contracts), then edit the staging model
+  5. reporting stack up (local) or reporting connectors apply (your Connect cluster); then reporting ingest
+  6. reporting reconcile --table {c}""")
+
+
 # --------------------------------------------------------------------------- pipeline
 @app.command("stream")
 @friendly

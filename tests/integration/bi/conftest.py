@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import os
 import secrets
@@ -28,6 +27,7 @@ from pipelines.settings import REPO_ROOT, Settings
 from pipelines.stack.postgres import PgCluster, provision_reporting
 from tests.integration.dbt import musiccorp_dataset
 from tests.support.databases import temp_postgres
+from tests.support.estate import settings_for
 
 
 @dataclass
@@ -44,13 +44,20 @@ class ReportingServer:
         return psycopg.connect(self.conninfo(role, db), autocommit=True)
 
     def settings(self, state_dir: Path) -> Settings:
-        """Settings of a `reporting` command pointed at this server (secrets in state_dir/secrets.env)."""
+        """Settings of a `reporting` command pointed at this server: a copy of the bundled estate with
+        the PostgreSQL backend on this cluster, its passwords in the estate's env_file (state_dir/secrets.env)."""
         state_dir.mkdir(parents=True, exist_ok=True)
-        (state_dir / "secrets.env").write_text(f"REPORTING_PG_PASSWORD={self.writer_password}\n"
-                                               f"REPORTING_PG_BI_PASSWORD={self.bi_password}\n")
-        base = Settings.load()
-        return dataclasses.replace(base, state_dir=state_dir, host="127.0.0.1", backend="postgres",
-                                   ports={**base.ports, "reporting_pg": self.cluster.port})
+        env_file = state_dir / "secrets.env"
+        env_file.write_text(f"REPORTING_BI_TEST_WRITER_PASSWORD={self.writer_password}\n"
+                            f"REPORTING_BI_TEST_READER_PASSWORD={self.bi_password}\n")
+        return settings_for(state_dir, **{
+            "state_dir": str(state_dir), "env_file": str(env_file), "reporting.backend": "postgres",
+            "reporting.postgres.host": "127.0.0.1", "reporting.postgres.port": self.cluster.port,
+            "reporting.postgres.database": "reporting",
+            "reporting.postgres.writer": {"user": "reporting_writer",
+                                          "password": {"env": "REPORTING_BI_TEST_WRITER_PASSWORD"}},
+            "reporting.postgres.reader": {"user": "bi_reader",
+                                          "password": {"env": "REPORTING_BI_TEST_READER_PASSWORD"}}})
 
 
 @pytest.fixture(scope="session")
@@ -71,10 +78,11 @@ def reporting_server() -> Iterator[ReportingServer]:
 
 
 @pytest.fixture(autouse=True)
-def _no_secret_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Environment variables win over secrets.env and replica settings: keep the developer's out."""
-    for name in ("REPORTING_PG_PASSWORD", "REPORTING_PG_BI_PASSWORD", "REPORTING_DUCKDB_REPLICA_PATH",
-                 "REPORTING_DUCKDB_REPLICA_EVERY_S"):
+def _no_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests build their settings from an estate copy with an explicit environment; keep the
+    developer's estate choice and overrides out of anything that still reads the process environment."""
+    for name in ("REPORTING_ESTATE", "REPORTING_STATE_DIR", "REPORTING_BACKEND", "REPORTING_DUCKDB_PATH",
+                 "REPORTING_PORT_OFFSET", "REPORTING_PG_PASSWORD", "REPORTING_PG_BI_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -3,7 +3,6 @@ while a writer process keeps writing, and how long publishing takes."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -18,8 +17,9 @@ from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.bi.reader import open_replica
 from pipelines.bi.replica import ReplicaPublisher, publish_from_file, publish_replica
 from pipelines.contract.model import load_contracts
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.settings import REPO_ROOT
 from tests.integration.bi.conftest import dbt_run, load_musiccorp_duckdb
+from tests.support.estate import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -246,13 +246,21 @@ def test_replica_of_a_dbt_built_file_answers_the_mart_queries(tmp_path):
         reader.close()
 
 
-def test_publisher_from_settings(tmp_path, monkeypatch):
-    duck = dataclasses.replace(Settings.load(), backend="duckdb", duckdb_path=tmp_path / "reportingdb.duckdb")
+def test_publisher_from_settings(tmp_path):
+    main = tmp_path / "reportingdb.duckdb"
+    duck = settings_for(tmp_path / "default", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(main)})
     publisher = ReplicaPublisher.from_settings(duck)
     assert publisher.every_s == 10 and publisher.target_path == tmp_path / "replica" / "reportingdb.duckdb"
     assert ReplicaPublisher.from_settings(duck, every_s=2.5).every_s == 2.5
-    monkeypatch.setenv("REPORTING_DUCKDB_REPLICA_EVERY_S", "0")
-    assert ReplicaPublisher.from_settings(duck) is None
-    monkeypatch.setenv("REPORTING_DUCKDB_REPLICA_PATH", str(tmp_path / "bi" / "reportingdb.duckdb"))
-    assert ReplicaPublisher.from_settings(duck, every_s=1).target_path == tmp_path / "bi" / "reportingdb.duckdb"
-    assert ReplicaPublisher.from_settings(dataclasses.replace(duck, backend="postgres"), every_s=1) is None
+    declared = settings_for(tmp_path / "declared", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(main),
+                                                      "pipeline.replica_every_s": 4.5})
+    assert ReplicaPublisher.from_settings(declared).every_s == 4.5
+    off = settings_for(tmp_path / "off", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(main),
+                                            "pipeline.replica_every_s": 0})
+    assert ReplicaPublisher.from_settings(off) is None
+    # the replica always lives beside the main file: <duckdb dir>/replica/<file name>
+    elsewhere = settings_for(tmp_path / "elsewhere", **{"reporting.backend": "duckdb",
+                                                        "reporting.duckdb.path": str(tmp_path / "bi" / "other.duckdb")})
+    assert ReplicaPublisher.from_settings(elsewhere, every_s=1).target_path == tmp_path / "bi" / "replica" / "other.duckdb"
+    postgres = settings_for(tmp_path / "postgres", **{"reporting.backend": "postgres", "reporting.duckdb.path": str(main)})
+    assert ReplicaPublisher.from_settings(postgres, every_s=1) is None

@@ -3,7 +3,6 @@ main file when free, on the replica while a writer holds the main file."""
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pipelines.bi.replica import publish_replica
 from pipelines.bi.sql_shell import open_sql, psql_invocation
 from pipelines.settings import Settings
 from tests.integration.bi.conftest import duckdb_held
+from tests.support.estate import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -61,8 +61,8 @@ def test_sql_c_on_postgres_read_write_is_the_writer(reporting_server, tmp_path):
 
 # --------------------------------------------------------------------------- DuckDB
 def duck_settings(tmp_path: Path) -> Settings:
-    return dataclasses.replace(Settings.load(), backend="duckdb", state_dir=tmp_path,
-                               duckdb_path=tmp_path / "reportingdb.duckdb")
+    return settings_for(tmp_path, **{"state_dir": str(tmp_path), "reporting.backend": "duckdb",
+                                     "reporting.duckdb.path": str(tmp_path / "reportingdb.duckdb")})
 
 
 def seed(settings: Settings, orders: int) -> None:

@@ -115,12 +115,13 @@ def test_schedules_and_resources_come_from_the_estate(estate_file, tmp_path):
     settings = Settings.load()
     from pipelines.definitions import build_definitions
 
-    repo = build_definitions(settings).get_repository_def()
+    definitions = build_definitions(settings)
+    repo = definitions.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
     assert set(schedules) == {"dbt_build_schedule"}  # reconcile: null turns the daily reconciliation off
     assert schedules["dbt_build_schedule"].cron_schedule == "*/20 * * * *"
     assert schedules["dbt_build_schedule"].execution_timezone == "Europe/Berlin"
-    resources = repo.get_top_level_resources()
+    resources = definitions.resources
     assert resources["reporting"].estate == str(path)
     assert resources["dbt"].project_dir == str(settings.estate.dbt_project)
 

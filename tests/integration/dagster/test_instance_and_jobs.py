@@ -3,17 +3,30 @@ signal, catalog, replay) on real files and a real DuckDB."""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import duckdb
 import pytest
 
+from pipelines.config.load import BUNDLED_ESTATE, load_estate
+from pipelines.contract.model import load_contracts
 from pipelines.defs.catalog import contract_catalog
 from pipelines.defs.jobs import replay_dead_letters_job, resnapshot_table_job
 from pipelines.defs.resources import POOL, ReportingResource
 from pipelines.defs.snapshot import SnapshotSignalError, config_problems, resolve_target, snapshot_signal
-from pipelines.projection import load_projections
-from pipelines.settings import REPO_ROOT, Settings
-from pipelines.ui import MAX_CONCURRENT_RUNS, _set_pool_limit, instance_yaml, ui_env, workspace_yaml
+from pipelines.projection import load_estate_projections
+from pipelines.settings import Settings
+from pipelines.ui import (
+    CODE_ROOT,
+    MAX_CONCURRENT_RUNS,
+    _set_pool_limit,
+    dagster_home,
+    instance_yaml,
+    ui_env,
+    workspace_yaml,
+)
+from tests.integration.dagster.conftest import OVERRIDES, write_estate
 
 pytestmark = pytest.mark.integration
 
@@ -34,25 +47,53 @@ def test_ui_instance_queues_runs_and_limits_the_pool_to_one(tmp_path):
         assert instance.get_settings("telemetry") == {"enabled": False}
 
 
-def test_ui_env_pins_the_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPORTING_STATE_DIR", str(tmp_path))
+def test_ui_env_carries_the_estate_to_the_ui_processes(tmp_path, monkeypatch):
+    for name in (*OVERRIDES, "REPORTING_ESTATE"):
+        monkeypatch.delenv(name, raising=False)
+    chosen = write_estate(tmp_path / "chosen.yaml")
+    monkeypatch.setenv("REPORTING_ESTATE", str(BUNDLED_ESTATE))  # the caller's default: not what it chose
+    monkeypatch.setenv("REPORTING_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("REPORTING_PORT_OFFSET", "100")
+    settings = Settings.load(chosen)
+    home = dagster_home(settings)
+    assert home == settings.estate.dagster.home
+    env = ui_env(settings, home)
+    assert env["DAGSTER_HOME"] == str(home)
+    assert env["REPORTING_ESTATE"] == str(chosen)
+    assert env["REPORTING_STATE_DIR"] == str(settings.state_dir)
+    assert env["REPORTING_PORT_OFFSET"] == "100"
+    assert not [k for k in env if k.startswith("REPORTING_PORT_") and k != "REPORTING_PORT_OFFSET"
+                and k not in os.environ]
+    child = Settings.load(environ=env)  # what the webserver, daemon and code location load
+    assert child.estate == settings.estate
+    assert child.ports == settings.ports and child.estate.dagster.port == settings.estate.dagster.port
+    assert f"working_directory: {CODE_ROOT}" in workspace_yaml()
+
+
+def test_ui_env_without_overrides_only_names_the_estate(tmp_path, monkeypatch):
+    for name in (*OVERRIDES, "REPORTING_ESTATE"):
+        monkeypatch.delenv(name, raising=False)
     settings = Settings.load()
-    env = ui_env(settings, tmp_path / "dagster")
-    assert env["DAGSTER_HOME"] == str(tmp_path / "dagster")
-    assert env["REPORTING_PORT_CONNECT"] == str(settings.ports["connect"])
-    assert env["REPORTING_DUCKDB_PATH"] == str(settings.duckdb_path)
-    assert f"working_directory: {REPO_ROOT}" in workspace_yaml()
+    env = ui_env(settings, dagster_home(settings))
+    assert env["REPORTING_ESTATE"] == str(BUNDLED_ESTATE.resolve())
+    assert not {name for name in OVERRIDES if name in env}
+    assert Settings.load(environ=env).estate == settings.estate
 
 
 # --------------------------------------------------------------------------- re-snapshot
 def test_resnapshot_target_resolution():
-    projections = load_projections(REPO_ROOT / "connectors")
-    t = resolve_target("orders_v1", projections)
-    assert (t.service, t.source_tables) == ("orders", ("public.orders",))
-    assert set(t.contract_tables) == {"orders_v1", "orders_v2"}
-    assert resolve_target("orders", projections).source_tables == ("public.orders",)
-    assert resolve_target("public.order_lines", projections).contract_tables == ("order_lines_v1",)
+    projections = load_estate_projections(load_estate(BUNDLED_ESTATE, environ={}))
+    topic, tp = sorted(projections.items())[0]
+    same_source = [p for p in projections.values() if p.source_table == tp.source_table and p.service == tp.service]
+    fed = {t.physical_name for p in same_source for t in p.targets}
+    target = tp.targets[0].physical_name
+    t = resolve_target(target, projections)
+    assert t.service == tp.service and tp.source_table in t.source_tables and target in t.contract_tables
+    contract_name = target.rsplit("_v", 1)[0]  # every major of the contract
+    assert tp.source_table in resolve_target(contract_name, projections).source_tables
+    by_source = resolve_target(tp.source_table, projections)
+    assert by_source.source_tables == (tp.source_table,) and set(by_source.contract_tables) == fed
+    assert resolve_target(topic, projections).source_tables == (tp.source_table,)
     with pytest.raises(SnapshotSignalError, match="no projection feeds 'nothing_v9'"):
         resolve_target("nothing_v9", projections)
 
@@ -64,7 +105,8 @@ def test_resnapshot_signal_and_connector_requirements():
     plain = {"topic.prefix": "orders"}
     assert config_problems(plain, "incremental") == [
         "signal.enabled.channels must include 'kafka'",
-        "signal.kafka.bootstrap.servers must be set (e.g. ${env:REPORTING_KAFKA_BOOTSTRAP})",
+        "signal.kafka.bootstrap.servers must be set (the estate's kafka.bootstrap_servers: register the "
+        "connector again)",
         "an incremental snapshot needs read.only=true (no signal table) or signal.data.collection"]
     ready = {**plain, "signal.enabled.channels": "source,kafka", "signal.kafka.bootstrap.servers": "k:9092",
              "read.only": "true"}
@@ -72,33 +114,35 @@ def test_resnapshot_signal_and_connector_requirements():
     assert config_problems({**ready, "read.only": "false"}, "blocking") == []
 
 
-def test_resnapshot_job_fails_readably_when_connect_is_down(reporting_env, instance):
+def test_resnapshot_job_fails_readably_when_connect_is_down(estate, instance, fed):
     result = resnapshot_table_job.execute_in_process(
-        run_config={"ops": {"resnapshot_table": {"config": {"table": "orders_v1"}}}},
+        run_config={"ops": {"resnapshot_table": {"config": {"table": fed[2][0]}}}},
         resources={"reporting": ReportingResource()}, instance=instance, raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure.description.startswith("Kafka Connect at http://127.0.0.1:")
-    assert failure.description.endswith("is not reachable: ConnectionError")
+    assert failure.description == f"Kafka Connect at {estate.connect.url} is not reachable: ConnectionError"
 
 
 # --------------------------------------------------------------------------- catalog, replay
-def test_catalog_asset_writes_the_markdown_catalog(reporting_env, instance, monkeypatch):
-    out = reporting_env / "published" / "catalog.md"
-    monkeypatch.setenv("REPORTING_CATALOG_PATH", str(out))
+def test_catalog_asset_writes_the_markdown_catalog(estate, instance):
     result = dg.materialize([contract_catalog], resources={"reporting": ReportingResource()}, instance=instance)
     assert result.success
+    out = estate.state_dir / "published" / "contract_catalog.md"
     text = out.read_text()
-    assert text.startswith("# Reporting data catalog") and "## orders_v2" in text
+    contracts = load_contracts(estate.contracts)
+    assert text.startswith("# Reporting data catalog")
+    assert all(f"\n## {c.physical_name}\n" in text for c in contracts)
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["contracts"].value >= 8
+    assert meta["contracts"].value == len(contracts)
+    assert meta["path"].value == str(out)
 
 
-def test_replay_job_applies_what_now_succeeds_and_fails_on_the_rest(duckdb_with_schema, instance):
+def test_replay_job_applies_what_now_succeeds_and_fails_on_the_rest(duckdb_with_schema, instance, fed):
+    topic, source_table, _ = fed
     con = duckdb.connect(str(duckdb_with_schema))
     con.execute("INSERT INTO _pipeline.dead_letters (topic, kafka_partition, kafka_offset, stage, reason, source_table, "
-                "target_table, record_key, record_value, first_seen_at) VALUES ('orders.public.orders', 0, 3, 'decode', "
-                "'not JSON', 'public.orders', NULL, NULL, 'not json'::BLOB, now())")
+                "target_table, record_key, record_value, first_seen_at) VALUES (?, 0, 3, 'decode', "
+                "'not JSON', ?, NULL, NULL, 'not json'::BLOB, now())", [topic, source_table])
     con.close()
     result = replay_dead_letters_job.execute_in_process(resources={"reporting": ReportingResource()},
                                                         instance=instance, raise_on_error=False)
