@@ -76,8 +76,17 @@ class Stack:
                                 s.secret(pg.reader.password, "reporting.postgres.reader.password"))
         if self.kafka.start():
             say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{s.kafka_heap})")
-        if self.connect().start():
+        connect = self.connect()
+        names_file = connect.root / "secret-names"
+        wanted = "\n".join(sorted(connect.env)) + "\n"
+        if connect.running_pid() and names_file.exists() and names_file.read_text() != wanted:
+            # the worker resolves ${env:...} from the environment it was started with
+            say("restarting kafka connect: the estate declares secrets its environment lacks")
+            connect.stop()
+        if connect.start():
             say(f"started kafka connect on {s.connect_url} (-Xmx{s.connect_heap})")
+        names_file.parent.mkdir(parents=True, exist_ok=True)
+        names_file.write_text(wanted)
 
     def _prepare_servers_dir(self, say: Callable[[str], None]) -> None:
         """Create the servers folder outside the state folder when postgres/mysql cannot reach the latter."""

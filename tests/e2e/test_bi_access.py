@@ -5,7 +5,6 @@ SQLAlchemy; after a dbt run (concurrent with the stream) it reads the marts; it 
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import random
@@ -23,8 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.bi.sql_shell import open_sql, psql_binary
-from pipelines.settings import REPO_ROOT
-from pipelines.stack.bootstrap import service_urls
+from pipelines.settings import REPO_ROOT, Settings
 from tests.e2e.conftest import E2E_ENV
 
 pytestmark = pytest.mark.e2e
@@ -34,9 +32,11 @@ IN_FLIGHT = 20  # orders written but not yet seen by BI, at most
 
 
 def psql_bi(settings, sql: str, password: str) -> subprocess.CompletedProcess[str]:
-    """What a BI user does: psql as bi_reader, password in PGPASSWORD (from .state/secrets.env)."""
-    argv = [psql_binary(), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", settings.host,
-            "-p", str(settings.ports["reporting_pg"]), "-U", "bi_reader", "-d", "reporting", "-c", sql]
+    """What a BI user does: psql as the BI reader the estate declares (bi_reader), password in PGPASSWORD
+    (from the estate's env_file, which `reporting stack up` filled)."""
+    pg = settings.estate.reporting.postgres
+    argv = [psql_binary(), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", pg.host,
+            "-p", str(pg.port), "-U", pg.reader.user, "-d", pg.database, "-c", sql]
     return subprocess.run(argv, env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True,  # noqa: S603
                           timeout=60, check=False)
 
@@ -48,10 +48,11 @@ def insert_order(conn: psycopg.Connection, customer_ref: int) -> None:
 
 
 def dbt_run_postgres(settings, writer_password: str, workdir: Path) -> None:
+    pg = settings.estate.reporting.postgres
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_", "DBT_"))}
-    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", REPORTING_PG_HOST=settings.host,
-               REPORTING_PG_PORT=str(settings.ports["reporting_pg"]), REPORTING_PG_USER="reporting_writer",
-               REPORTING_PG_PASSWORD=writer_password, REPORTING_PG_DBNAME="reporting")
+    env.update(DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", REPORTING_PG_HOST=pg.host,
+               REPORTING_PG_PORT=str(pg.port), REPORTING_PG_USER=pg.writer.user,
+               REPORTING_PG_PASSWORD=writer_password, REPORTING_PG_DBNAME=pg.database)
     dbt_dir = REPO_ROOT / "dbt_project"
     cmd = [str(Path(sys.executable).parent / "dbt"), "run", "--select", "+fct_orders", "--project-dir", str(dbt_dir),
            "--profiles-dir", str(dbt_dir), "--target", "postgres", "--target-path", str(workdir / "target"),
@@ -61,13 +62,17 @@ def dbt_run_postgres(settings, writer_password: str, workdir: Path) -> None:
 
 
 def test_bi_reader_reads_while_the_stream_writes(stack, tmp_path):
-    settings = dataclasses.replace(stack.settings, backend="postgres")
-    sec = stack.secrets()
-    bi_password, writer_password = sec["REPORTING_PG_BI_PASSWORD"], sec["REPORTING_PG_PASSWORD"]
+    # the stack's own estate and environment, with the PostgreSQL reporting backend selected
+    env = {**os.environ, **E2E_ENV, "REPORTING_ESTATE": str(stack.settings.estate.path), "REPORTING_BACKEND": "postgres"}
+    settings = Settings.load(stack.settings.estate.path, environ=env)
+    assert settings.backend == "postgres" and settings.estate.reporting.postgres is not None
+    pg = settings.estate.reporting.postgres
+    bi_password = settings.secret(pg.reader.password, "reporting.postgres.reader.password")
+    writer_password = settings.secret(pg.writer.password, "reporting.postgres.writer.password")
     customer = random.randint(10**9, 2 * 10**9)  # marks this test's orders
     count_sql = f"SELECT count(*) FROM reporting.orders_v2 WHERE customer_id = {customer}"
-    engine = sa.create_engine(f"postgresql+psycopg://bi_reader:{quote(bi_password, safe='')}@{settings.host}:"
-                              f"{settings.ports['reporting_pg']}/reporting", poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(f"postgresql+psycopg://{quote(pg.reader.user, safe='')}:{quote(bi_password, safe='')}"
+                              f"@{pg.host}:{pg.port}/{pg.database}", poolclass=sa.pool.NullPool)
 
     def sqlalchemy_count(sql: str = count_sql) -> int:
         with engine.connect() as con:
@@ -80,7 +85,6 @@ def test_bi_reader_reads_while_the_stream_writes(stack, tmp_path):
             return None  # the stream has not created its tables yet
         return int(done.stdout.strip())
 
-    env = {**os.environ, **E2E_ENV, "REPORTING_BACKEND": "postgres"}
     log_path = tmp_path / "stream.log"
     with log_path.open("w") as log:
         stream = subprocess.Popen([str(Path(sys.executable).parent / "reporting"), "stream",  # noqa: S603
@@ -90,7 +94,7 @@ def test_bi_reader_reads_while_the_stream_writes(stack, tmp_path):
         written = 0
         seen = {"psql": [], "sqlalchemy": []}
         deadline = time.monotonic() + DEADLINE_S
-        with psycopg.connect(service_urls(stack, driver=False)["orders"], autocommit=True) as orders_db:
+        with psycopg.connect(settings.service_url("orders", driver=False), autocommit=True) as orders_db:
             # write and read at the same time: BI must see the count grow while the stream applies
             while min(len(set(v)) for v in seen.values()) < 3:
                 assert time.monotonic() < deadline, f"BI saw {seen} of {written} orders; {log_path.read_text()[-2000:]}"
@@ -116,11 +120,11 @@ def test_bi_reader_reads_while_the_stream_writes(stack, tmp_path):
         assert sqlalchemy_count(mart_sql) == written
         assert sqlalchemy_count(f"SELECT count(*) FROM marts.fct_orders_v1 WHERE customer_id = {customer}") == written
 
-        # `reporting sql -c` on the PostgreSQL backend is psql as bi_reader too
+        # `reporting sql -c` on the PostgreSQL backend is psql as the BI reader too
         out, err = io.StringIO(), io.StringIO()
         assert open_sql(settings, command=count_sql.replace("count(*)", "current_user, count(*)"),
                         out=out, err=err) == 0, err.getvalue()
-        assert re.search(rf"bi_reader\s+\|\s+{written}\n", out.getvalue()), out.getvalue()
+        assert re.search(rf"{re.escape(pg.reader.user)}\s+\|\s+{written}\n", out.getvalue()), out.getvalue()
 
         # and nothing else: not the pipeline's bookkeeping, no writing
         denied = psql_bi(settings, "SELECT * FROM _pipeline.offsets", bi_password)

@@ -192,11 +192,11 @@ def graph_screenshot(browser, url: str, path: Path) -> None:
 
 @pytest.fixture
 def ui(stack):
-    from pipelines.ui import start_ui, stop_ui, ui_processes_left
+    from pipelines.ui import dagster_home, start_ui, stop_ui, ui_processes_left
 
     settings = stack.settings
     stop_ui(settings, say=lambda _m: None)
-    shutil.rmtree(settings.state_dir / "dagster", ignore_errors=True)
+    shutil.rmtree(dagster_home(settings), ignore_errors=True)
     try:
         handle = start_ui(settings)
         yield handle
@@ -276,25 +276,17 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
         shutil.copyfile(shot, DOCS_IMAGE)
 
 
-SIGNAL_CONFIG = {  # what docs/dagster.md asks connectors/<service>/connector.json to add
-    "signal.enabled.channels": "source,kafka",
-    "signal.kafka.topic": "_reporting.signals.orders",
-    "signal.kafka.bootstrap.servers": "${env:REPORTING_KAFKA_BOOTSTRAP}",
-    "signal.kafka.groupId": "reporting-signals-orders",
-}
-
-
 LAST = ("last", "last_in_data_collection")
 
 
-def snapshot_reads(bootstrap: str, topic: str, start: dict, timeout: float) -> list[dict]:
+def snapshot_reads(kafka: dict, topic: str, start: dict, timeout: float) -> list[dict]:
     """Snapshot reads (op=r) on `topic` after offsets `start`, until the snapshot's last record (so the
-    connector streams again before the test restores its config)."""
+    connector streams again before the test restores its config). `kafka`: client_config(settings)."""
     import json
 
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = KafkaConsumer(**kafka, enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(tps)
@@ -330,26 +322,33 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     import dagster as dg
     import psycopg
     from kafka import KafkaConsumer, TopicPartition
-    from pipelines.stack.connect_api import ConnectClient, load_connector
 
+    from pipelines.connect.client import client_for
+    from pipelines.defs.connectors import connector_specs
     from pipelines.defs.jobs import resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
-    from pipelines.stack.bootstrap import service_urls
+    from pipelines.defs.snapshot import config_problems
+    from pipelines.kafka.security import client_config
 
+    # The scenario needs the example estate's orders service (its table and columns).
     settings = stack.settings
-    client = ConnectClient(settings.connect_url)
-    original = load_connector(REPO_ROOT / "connectors" / "orders" / "connector.json")
+    client = client_for(settings)
+    kafka = client_config(settings)
+    original = connector_specs(settings.estate)["orders"]  # its connector file completed from the estate
+    orders_url = settings.service_url("orders", driver=False)
     topic = "orders.public.orders"
-    with psycopg.connect(service_urls(stack, driver=False)["orders"], autocommit=True) as conn:
+    with psycopg.connect(orders_url, autocommit=True) as conn:
         conn.execute("INSERT INTO orders (customer_ref, state_code, total_cents, currency_iso, created_ts, modified_ts,"
                      " terms_snapshot) VALUES (7, 10, 1200, 'eur', now(), now(), 'resnapshot') RETURNING id")
-    probe = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    probe = KafkaConsumer(**kafka)
     try:
         ends = {tp.partition: o for tp, o in probe.end_offsets(
             [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic)]).items()}
     finally:
         probe.close()
-    assert all(original["config"].get(k) == v for k, v in SIGNAL_CONFIG.items())  # committed config listens
+    # the committed connector file listens on Kafka signals; the estate supplies the brokers
+    assert config_problems(original["config"], "blocking") == []
+    assert original["config"]["signal.kafka.bootstrap.servers"] == settings.estate.kafka.bootstrap
     with dg.instance_for_test() as instance:
         # a connector that does not listen on Kafka signals: the job refuses, naming what is missing
         deaf = {k: v for k, v in original["config"].items() if not k.startswith("signal.")}
@@ -373,9 +372,9 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
             assert result.success
             # Right after a restart the connector waits for its first WAL message before streaming (and so
             # before it can pause for the snapshot): one ordinary change gets it there on an idle database.
-            with psycopg.connect(service_urls(stack, driver=False)["orders"], autocommit=True) as conn:
+            with psycopg.connect(orders_url, autocommit=True) as conn:
                 conn.execute("UPDATE orders SET modified_ts = now() WHERE terms_snapshot = 'resnapshot'")
-            reads = snapshot_reads(settings.kafka_bootstrap, topic, ends, timeout=120)
+            reads = snapshot_reads(kafka, topic, ends, timeout=120)
             assert reads, "Debezium sent no snapshot reads after the signal"
             assert reads[-1]["source"]["snapshot"] in LAST, "the snapshot did not finish in time"
             assert {r["after"]["terms_snapshot"] for r in reads} >= {"resnapshot"}
@@ -385,7 +384,7 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
 
 
 def test_ui_is_gone_after_stop(stack):
-    from pipelines.ui import ui_processes_left
+    from pipelines.ui import dagster_home, ui_processes_left
 
     assert not ui_processes_left(stack.settings)
-    assert not Path(stack.settings.state_dir / "dagster" / "webserver.pid").exists()
+    assert not Path(dagster_home(stack.settings) / "webserver.pid").exists()

@@ -159,11 +159,13 @@ def test_a_planner_that_cannot_start_says_why():
 def test_planners_die_with_a_killed_parent(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(textwrap.dedent("""
-        import sys, time
+        import functools, time
         from pipelines.apply.planner_pool import PlannerPool
         from pipelines.apply.runner import load_parts
+        from tests.support.estate import bundled_estate
         if __name__ == "__main__":
-            pool = PlannerPool(2, functools.partial(load_parts, bundled_estate()), load_parts(bundled_estate()).contracts)
+            estate = bundled_estate()
+            pool = PlannerPool(2, functools.partial(load_parts, estate), load_parts(estate).contracts)
             print("ready", flush=True)
             time.sleep(300)
     """))

@@ -9,25 +9,21 @@ tables) are read from the estate and its files, never written down here.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from pipelines.apply.duckdb_backend import DuckDbBackend
-from pipelines.config.load import BUNDLED_ESTATE, load_estate
+from pipelines.config.load import load_estate
 from pipelines.config.model import Estate
 from pipelines.defs.ingest import live_contracts
 from pipelines.settings import Settings
+from tests.support.estate import write_estate
 
 OVERRIDES = ("REPORTING_STATE_DIR", "REPORTING_BACKEND", "REPORTING_DUCKDB_PATH", "REPORTING_PORT_OFFSET",
              "REPORTING_PLANNERS")
 """The estate's environment overrides (pipelines/config/load.py); the tests' estate files say it all."""
-
-_PATH_KEYS = {"contracts", "dbt_project", "connector", "projection", "schema_sql", "ca_file", "file", "env_file",
-              "path", "home", "state_dir"}
 
 
 def free_port() -> int:
@@ -36,32 +32,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _absolute(value, root: Path):
-    if isinstance(value, dict):
-        return {k: (str(root / v) if k in _PATH_KEYS and isinstance(v, str) and "{" not in v
-                    and not Path(v).is_absolute() else _absolute(v, root)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_absolute(v, root) for v in value]
-    return value
-
-
-def write_estate(path: Path, edit: Callable[[dict], None] | None = None, base: Path = BUNDLED_ESTATE) -> Path:
-    """A copy of the estate file `base` at `path`: relative paths made absolute (against `base`'s folder),
-    then changed by `edit` (which receives the raw YAML mapping)."""
-    raw = _absolute(yaml.safe_load(base.read_text()), base.resolve().parent)
-    if edit is not None:
-        edit(raw)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
-def isolate(raw: dict, tmp_path: Path) -> None:
-    """State folder, DuckDB file and Dagster home under `tmp_path`; Kafka and Connect on free ports."""
-    raw["state_dir"] = str(tmp_path / "state")
-    raw["kafka"]["bootstrap_servers"] = [f"127.0.0.1:{free_port()}"]
-    raw["connect"]["urls"] = [f"http://127.0.0.1:{free_port()}"]
-    raw["reporting"]["backend"] = "duckdb"
-    raw["reporting"].setdefault("duckdb", {})["path"] = str(tmp_path / "reportingdb.duckdb")
+def isolated(tmp_path: Path) -> dict:
+    """Estate changes (dotted keys, tests/support/estate.py): state folder and DuckDB file under
+    `tmp_path`, Kafka and Kafka Connect on free ports where nothing listens."""
+    return {"state_dir": str(tmp_path / "state"), "kafka.bootstrap_servers": [f"127.0.0.1:{free_port()}"],
+            "connect.urls": [f"http://127.0.0.1:{free_port()}"], "reporting.backend": "duckdb",
+            "reporting.duckdb.path": str(tmp_path / "reportingdb.duckdb")}
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +60,11 @@ def repo(definitions):
 
 @pytest.fixture
 def estate_file(tmp_path, monkeypatch):
-    """Write a private estate file (see `isolate`; `edit` changes it further) and select it with
-    REPORTING_ESTATE; returns its path."""
+    """`make(**changes)`: write a private copy of the bundled estate (`isolated`, then `changes`, dotted
+    keys) and select it with REPORTING_ESTATE; returns its path. The overrides are cleared."""
 
-    def make(edit: Callable[[dict], None] | None = None, name: str = "reporting.yaml") -> Path:
-        def both(raw: dict) -> None:
-            isolate(raw, tmp_path)
-            if edit is not None:
-                edit(raw)
-
-        path = write_estate(tmp_path / name, both)
+    def make(**changes) -> Path:
+        path = write_estate(tmp_path, **{**isolated(tmp_path), **changes})
         monkeypatch.setenv("REPORTING_ESTATE", str(path))
         return path
 

@@ -12,6 +12,7 @@ import pytest
 
 from pipelines.apply.postgres_backend import PostgresBackend
 from pipelines.config.load import load_estate
+from pipelines.contract.model import Column
 from pipelines.defs.checks import (
     CONFORMANCE_CHECK,
     DEAD_LETTER_CHECK,
@@ -23,7 +24,6 @@ from pipelines.defs.checks import (
     freshness_verdict,
     read_actual_columns,
 )
-from pipelines.contract.model import Column
 from pipelines.defs.ingest import build_ingest_assets, live_contracts
 from pipelines.defs.resources import ReportingResource
 from tests.support.databases import temp_postgres

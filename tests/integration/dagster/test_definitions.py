@@ -17,7 +17,7 @@ from pipelines.defs.resources import POOL
 from pipelines.projection import load_estate_projections
 from pipelines.settings import Settings
 from pipelines.ui import CODE_ROOT
-from tests.integration.dagster.conftest import write_estate
+from tests.support.estate import write_estate
 
 pytestmark = pytest.mark.integration
 
@@ -107,11 +107,9 @@ def test_jobs_sensors_schedules(repo):
     assert SCHEDULES == {s.name for s in repo.schedule_defs}
 
 
-def test_schedules_and_resources_come_from_the_estate(estate_file, tmp_path):
-    def edit(raw: dict) -> None:
-        raw["dagster"]["schedules"] = {"timezone": "Europe/Berlin", "dbt_build": "*/20 * * * *", "reconcile": None}
-
-    path = estate_file(edit)
+def test_schedules_and_resources_come_from_the_estate(estate_file):
+    path = estate_file(**{"dagster.schedules": {"timezone": "Europe/Berlin", "dbt_build": "*/20 * * * *",
+                                                "reconcile": None}})
     settings = Settings.load()
     from pipelines.definitions import build_definitions
 
@@ -142,12 +140,8 @@ def test_reporting_ops_share_the_writer_pool(definitions):
 
 # --------------------------------------------------------------------------- dbt's environment
 def test_dbt_env_is_built_from_the_estate(tmp_path):
-    def postgres(raw: dict) -> None:
-        raw["reporting"]["backend"] = "postgres"
-        raw["reporting"]["postgres"]["host"] = "db.example"
-        raw["reporting"]["postgres"]["port"] = 6543
-
-    path = write_estate(tmp_path / "pg.yaml", postgres)
+    path = write_estate(tmp_path, **{"reporting.backend": "postgres", "reporting.postgres.host": "db.example",
+                                     "reporting.postgres.port": 6543})
     pg_settings = Settings.load(path, environ={"REPORTING_PG_PASSWORD": "s3cret"})
     pg = pg_settings.estate.reporting.postgres
     env = dbt_env(pg_settings)

@@ -26,7 +26,8 @@ from pipelines.ui import (
     ui_env,
     workspace_yaml,
 )
-from tests.integration.dagster.conftest import OVERRIDES, write_estate
+from tests.integration.dagster.conftest import OVERRIDES
+from tests.support.estate import write_estate
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def test_ui_instance_queues_runs_and_limits_the_pool_to_one(tmp_path):
 def test_ui_env_carries_the_estate_to_the_ui_processes(tmp_path, monkeypatch):
     for name in (*OVERRIDES, "REPORTING_ESTATE"):
         monkeypatch.delenv(name, raising=False)
-    chosen = write_estate(tmp_path / "chosen.yaml")
+    chosen = write_estate(tmp_path / "chosen")
     monkeypatch.setenv("REPORTING_ESTATE", str(BUNDLED_ESTATE))  # the caller's default: not what it chose
     monkeypatch.setenv("REPORTING_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("REPORTING_PORT_OFFSET", "100")

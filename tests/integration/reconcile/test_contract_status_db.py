@@ -11,6 +11,7 @@ from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.postgres_backend import PostgresBackend
 from pipelines.contract.model import load_contracts
 from pipelines.contract.status import build_status, contract_status, read_facts
+from tests.support.estate import settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +39,14 @@ def _check(statuses) -> None:
     assert by["orders_v2"].freshness == "missing" and not by["orders_v2"].exists
 
 
-def test_contract_status_from_settings_on_duckdb(tmp_path, monkeypatch, contracts):
+def test_contract_status_from_settings_on_duckdb(tmp_path, contracts):
     path = tmp_path / "status.duckdb"
     writer = DuckDbBackend(path)
     _fill(writer, contracts)
     writer.close()
-    monkeypatch.setenv("REPORTING_BACKEND", "duckdb")
-    monkeypatch.setenv("REPORTING_DUCKDB_PATH", str(path))
-    statuses = contract_status(now=NOW)
-    assert {s.table for s in statuses} == {c.physical_name for c in load_contracts()}
+    settings = settings_for(tmp_path, **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(path)})
+    statuses = contract_status(settings, now=NOW)
+    assert {s.table for s in statuses} == {c.physical_name for c in load_contracts(settings.estate.contracts)}
     _check(statuses)
 
 

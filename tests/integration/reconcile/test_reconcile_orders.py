@@ -14,8 +14,10 @@ from reconcile_sources import T0, load_source, make_orders, oracle, write_report
 
 from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.postgres_backend import PostgresBackend
-from pipelines.reconcile import exit_code, reconcile, reconcile_tables, render
+from pipelines.reconcile import ReconcileError, exit_code, reconcile, reconcile_tables, render
 from pipelines.reconcile.reading import PostgresSource
+from tests.support.databases import free_port
+from tests.support.estate import bundled_estate, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -125,30 +127,34 @@ def _text(renderable) -> str:
     return console.export_text()
 
 
-def test_reconcile_through_settings_with_the_stack_credentials(pg_server, tmp_path, monkeypatch, contracts):
-    """`reconcile(settings)` finds the orders database like the stack does (secrets.env, ports) and reads
-    DuckDB read-only; unknown tables fail before connecting; an unreachable source is an error (exit 2)."""
+def test_reconcile_through_settings_with_the_estate_credentials(pg_server, tmp_path, contracts):
+    """`reconcile(settings)` finds the orders database where the estate file declares it and logs in as
+    the service's declared reader (password from the estate's env_file), and reads DuckDB read-only;
+    unknown tables fail before connecting; an unreachable source is an error (exit 2)."""
     cluster, _ = pg_server
-    password = "orders-app-secret"
-    cluster.psql(f"CREATE ROLE orders_app LOGIN PASSWORD '{password}'")
-    cluster.psql("CREATE DATABASE orders OWNER orders_app")
-    conninfo = f"host=127.0.0.1 port={cluster.port} user=orders_app password={password} dbname=orders"
+    base = bundled_estate()
+    reader, password, database = "orders_reader_estate", "orders-app-secret", "orders_estate"
+    cluster.psql(f"CREATE ROLE {reader} LOGIN PASSWORD '{password}'")
+    cluster.psql(f"CREATE DATABASE {database} OWNER {reader}")
+    conninfo = f"host=127.0.0.1 port={cluster.port} user={reader} password={password} dbname={database}"
     orders, lines = make_orders(12)
     load_source(conninfo, orders, lines)
 
     state = tmp_path / "state"
     state.mkdir()
-    names = ["CUSTOMERS", "ORDERS", "PAYMENTS", "WAREHOUSE"]
-    (state / "secrets.env").write_text("".join(f"REPORTING_{n}_APP_PASSWORD={password}\n" for n in names))
+    # every service's reader password in the estate's env_file, as `reporting stack up` leaves them
+    refs = {s.reader.password.env for s in base.services}
+    assert None not in refs, "the bundled estate declares its reader passwords as environment references"
+    (state / "secrets.env").write_text("".join(f"{name}={password}\n" for name in sorted(refs)))
     duck = tmp_path / "rep.duckdb"
-    for key, value in {"REPORTING_STATE_DIR": str(state), "REPORTING_HOST": "127.0.0.1",
-                       "REPORTING_PORT_ORDERS": str(cluster.port), "REPORTING_BACKEND": "duckdb",
-                       "REPORTING_DUCKDB_PATH": str(duck)}.items():
-        monkeypatch.setenv(key, value)
-    from pipelines.reconcile import ReconcileError
-    from pipelines.settings import Settings
+    closed = free_port()  # nothing listens there: every other service is unreachable
+    changes = {f"services.{s.name}.port": closed for s in base.services if s.name != "orders"}
+    changes.update({"state_dir": str(state), "reporting.backend": "duckdb", "reporting.duckdb.path": str(duck),
+                    "services.orders.host": "127.0.0.1", "services.orders.port": cluster.port,
+                    "services.orders.database": database, "services.orders.reader.user": reader})
+    settings = settings_for(tmp_path, **changes)
+    assert settings.secrets.env_file == state / "secrets.env"
 
-    settings = Settings.load()
     with pytest.raises(ReconcileError, match="no reporting database"):
         reconcile(settings)
     writer = DuckDbBackend(duck)
@@ -163,3 +169,4 @@ def test_reconcile_through_settings_with_the_stack_credentials(pg_server, tmp_pa
     assert exit_code(results.values()) == 0
     explicit = by_table(reconcile(settings, ["customers"]))
     assert explicit["customers_v1"].status == "error" and exit_code(explicit.values()) == 2
+    assert f"127.0.0.1:{closed}/" in explicit["customers_v1"].error, explicit["customers_v1"].error

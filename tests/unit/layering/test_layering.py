@@ -106,3 +106,13 @@ def test_the_checks_catch_violations():
     assert [n for _, n in _imports(sample) if n.startswith("pipelines.stack")]
     assert sorted(w for _, w in _environment_reads(sample)) == sorted(
         ["os.environ.get", "os.getenv", "Settings.load", "os.environ[...]"])
+
+
+def test_benchmark_plotting_and_browser_tools_are_not_runtime_dependencies():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {d.split("==")[0].split("[")[0].lower() for d in project["dependencies"]}
+    assert not runtime & {"matplotlib", "playwright", "pytest", "ruff"}
+    extras = {d.split("==")[0].lower() for deps in project["optional-dependencies"].values() for d in deps}
+    assert {"matplotlib", "playwright"} <= extras
