@@ -273,7 +273,7 @@ def service_add(name: str = typer.Argument(..., help="Service name (lower case; 
 # --------------------------------------------------------------------------- pipeline
 @app.command("stream")
 @friendly
-def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
+def stream(group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group)."),
            replica_every: float = typer.Option(None, help="DuckDB: publish the BI read replica every N seconds "
                                                "(default 10, 0 = off); see docs/bi.md."),
     planners: int = typer.Option(None, min=0, max=16,
@@ -286,7 +286,7 @@ def stream(group: str = typer.Option("reporting-pipeline", help="Kafka consumer 
     from pipelines.apply.runner import run_pipeline
     from pipelines.apply.worker import FAULT_ENV, parse_fault_points
 
-    run_pipeline(_settings(), until_caught_up=False, group=group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
+    run_pipeline(_settings(), until_caught_up=False, group=group or _settings().estate.pipeline.consumer_group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
                  say=_say, replica_every=replica_every, planners=planners)
 
 
@@ -307,7 +307,7 @@ def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="B
 def ingest(
     until_caught_up: bool = typer.Option(True, "--until-caught-up/--forever",
                                          help="Drain every partition to its end, then exit."),
-    group: str = typer.Option("reporting-pipeline", help="Kafka consumer group of the workers."),
+    group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group)."),
     planners: int = typer.Option(None, min=0, max=16,
                                  help="Planner processes (default REPORTING_PLANNERS or 0 = plan on the polling "
                                       "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
@@ -318,7 +318,7 @@ def ingest(
     from pipelines.apply.runner import run_pipeline
     from pipelines.apply.worker import FAULT_ENV, parse_fault_points
 
-    run_pipeline(_settings(), until_caught_up=until_caught_up, group=group,
+    run_pipeline(_settings(), until_caught_up=until_caught_up, group=group or _settings().estate.pipeline.consumer_group,
                  faults=parse_fault_points(os.environ.get(FAULT_ENV, "")), say=_say, planners=planners)
 
 
@@ -351,7 +351,7 @@ def dlq_list(table: str = typer.Option(None, help="Only this contract table, sou
 @dlq_app.command("replay")
 @friendly
 def dlq_replay(table: str = typer.Option(None, help="Only this contract table, source table or topic."),
-               group: str = typer.Option("reporting-pipeline")) -> None:
+               group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group).")) -> None:
     """Re-apply pending dead letters with the current projections and contracts."""
     from pipelines.apply.dead_letters import replay
     from pipelines.apply.runner import load_parts, open_backend
@@ -360,7 +360,7 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
     backend = open_backend(_settings())
     try:
         backend.ensure_schema(list(parts.contracts.values()))
-        res = replay(backend, parts, group, table)
+        res = replay(backend, parts, group or _settings().estate.pipeline.consumer_group, table)
     finally:
         backend.close()
     _say(f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
@@ -371,12 +371,13 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
 
 @app.command("status")
 @friendly
-def status(group: str = typer.Option("reporting-pipeline")) -> None:
+def status(group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group).")) -> None:
     """Per contract table: rows, freshness vs objective, dead letters, last error; lag per partition; events/s."""
     from pipelines.apply.runner import load_parts, open_backend
     from pipelines.apply.status import events_per_second, partition_lags, table_statuses
 
     settings = _settings()
+    group = group or settings.estate.pipeline.consumer_group
     parts = load_parts(settings.estate)
     backend = open_backend(settings)
     try:

@@ -32,7 +32,7 @@ ESTATE_ENV = "REPORTING_ESTATE"
 
 _PATH_KEYS = {"state_dir", "env_file", "contracts", "dbt_project", "connector", "projection", "schema_sql",
               "ca_file", "path", "home", "file"}
-_ENV_OVERRIDES = {("pipeline", "planners"): "REPORTING_PLANNERS", ("reporting", "backend"): "REPORTING_BACKEND",
+_ENV_OVERRIDES = {("pipeline", "planners"): "REPORTING_PLANNERS", ("pipeline", "max_retries"): "REPORTING_APPLY_MAX_RETRIES", ("reporting", "backend"): "REPORTING_BACKEND",
                   ("reporting", "duckdb", "path"): "REPORTING_DUCKDB_PATH", ("state_dir",): "REPORTING_STATE_DIR"}
 _PORTED = re.compile(r"^(?P<head>.*:)(?P<port>\d+)(?P<tail>/?.*)$")
 
@@ -124,10 +124,9 @@ def _overrides(data: dict, environ: Mapping[str, str], file: Path) -> dict:
             duck["path"] = str(Path(environ["REPORTING_DUCKDB_PATH"]).resolve())
             reporting["duckdb"] = duck
         data["reporting"] = reporting
-    if environ.get("REPORTING_PLANNERS"):
-        pipeline = dict(data.get("pipeline") or {})
-        pipeline["planners"] = environ["REPORTING_PLANNERS"]
-        data["pipeline"] = pipeline
+    for env, key in (("REPORTING_PLANNERS", "planners"), ("REPORTING_APPLY_MAX_RETRIES", "max_retries")):
+        if environ.get(env):
+            data["pipeline"] = {**(data.get("pipeline") or {}), key: environ[env]}
     offset_raw = environ.get("REPORTING_PORT_OFFSET", "0").strip() or "0"
     if not offset_raw.lstrip("-").isdigit():
         raise EstateError(f"REPORTING_PORT_OFFSET={offset_raw!r}: expected a whole number")

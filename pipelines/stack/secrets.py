@@ -28,7 +28,12 @@ def load(settings: Settings, create: bool = False) -> dict[str, str]:
     `create`); values in the environment win."""
     path = settings.secrets_file
     values = read_env_file(path)
-    missing = [n for n in _names(settings) if n not in values]
+    missing = [n for n in _names(settings) if n not in values and n not in os.environ]
+    if missing and create and settings.estate.env_file is None:
+        from pipelines.stack.errors import StackError
+
+        raise StackError(f"{settings.estate.path}: {missing[0]} is not set; declare env_file so that "
+                         "`reporting stack up` can generate the local passwords there")
     if missing and create:
         for name in missing:
             values[name] = _secrets.token_urlsafe(18)

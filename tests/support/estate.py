@@ -13,7 +13,7 @@ def bundled_estate() -> Estate:
     return load_estate(BUNDLED_ESTATE, environ={})
 
 
-def write_estate(folder, base=None, **changes) -> "Path":
+def write_estate(folder, base=None, **changes):
     """A copy of the bundled estate file in `folder` (paths made absolute), with `changes` applied.
 
     `changes` are dotted keys, e.g. {"reporting.backend": "postgres", "reporting.duckdb.path": "/x.duckdb",

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.apply.backend import ApplyBatch, DeadLetterRow, TableBatch
 from pipelines.contract.model import load_contracts
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +20,7 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def contracts():
-    return {c.physical_name: c for c in load_contracts()}
+    return {c.physical_name: c for c in load_contracts(bundled_estate().contracts)}
 
 
 def orders_batch(contract, rows, keep=None):

@@ -11,8 +11,9 @@ import pytest
 from pipelines.apply.dead_letters import list_dead_letters
 from pipelines.apply.runner import load_parts
 from pipelines.cdc.events import Record
+from pipelines.config.load import load_estate
 from tests.integration.apply.test_pipeline_dead_letters import captured_records, first_create
-from tests.support.estate import bundled_estate
+from tests.support.estate import bundled_estate, write_estate
 
 pytestmark = pytest.mark.integration
 
@@ -37,8 +38,10 @@ def rec(offset: int, value, key: bytes | None = b'{"id": 900}', topic: str = TOP
 
 
 def test_each_kind_of_bad_input_is_a_dead_letter_and_the_stream_goes_on(backend):
-    parts = load_parts(bundled_estate())
+    estate = bundled_estate()
+    parts = load_parts(estate)
     backend.ensure_schema(list(parts.contracts.values()))
+    limit = estate.pipeline.max_record_bytes
     src = envelope()["source"]
     good = envelope(after={"id": 900, "state_code": 20}, source={**src, "lsn": 50_000_000})
     older = envelope(after={"id": 900, "state_code": 10}, source={**src, "lsn": 49_000_000})
@@ -50,7 +53,7 @@ def test_each_kind_of_bad_input_is_a_dead_letter_and_the_stream_goes_on(backend)
         5: envelope(after={"id": None}),                                                  # null primary key
         6: envelope(after={"id": 906, "total_cents": "lots"}),                            # wrong type
         7: envelope(after={"id": 907, "currency_iso": "euro"}),                           # too long for varchar(3)
-        9: b'{"op": "c", "after": {"id": 909, "x": "' + b"x" * (2 * 1024 * 1024) + b'"}}',  # oversized
+        9: b'{"op": "c", "after": {"id": 909, "x": "' + b"x" * limit + b'"}}',           # oversized
     }
     records = [rec(0, good)] + [rec(o, v, key=f'{{"id": {900 + o}}}'.encode()) for o, v in bad.items()]
     records.append(rec(8, good, topic="orders.public.order_notes"))                     # no projection
@@ -79,3 +82,28 @@ def test_each_kind_of_bad_input_is_a_dead_letter_and_the_stream_goes_on(backend)
     rows = backend.query('SELECT status, "_source_position" FROM reporting.orders_v1 WHERE order_id = 900')
     assert rows == [("PAID", 50_000_000)]
     assert backend.stored_offsets("g")[(TOPIC, 0)] == 12
+
+
+def test_the_size_limit_is_the_estates_pipeline_max_record_bytes(backend, tmp_path):
+    """Oversized means larger than the estate file's pipeline.max_record_bytes: a record of exactly the
+    limit applies, one byte more is a dead letter naming the setting; the bundled estate's (default)
+    limit lets that same record through."""
+    src = envelope()["source"]
+    at_limit = json.dumps(envelope(after={"id": 910, "state_code": 20}, source={**src, "lsn": 50_000_000}))
+    over = json.dumps(envelope(after={"id": 911, "state_code": 20}, source={**src, "lsn": 50_000_001})) + " "
+    limit = len(at_limit.encode())
+    assert len(over.encode()) == limit + 1
+    estate = load_estate(write_estate(tmp_path / "estate", **{"pipeline.max_record_bytes": limit}), environ={})
+    assert estate.pipeline.max_record_bytes == limit != bundled_estate().pipeline.max_record_bytes
+    parts = load_parts(estate)
+    backend.ensure_schema(list(parts.contracts.values()))
+    records = [rec(0, at_limit.encode(), key=b'{"id": 910}'), rec(1, over.encode(), key=b'{"id": 911}')]
+    result = backend.apply("g", parts.plan(records))
+
+    dead = list_dead_letters(backend, limit=10)
+    assert [(d.offset, d.stage) for d in dead] == [(1, "decode")]
+    assert f"{limit + 1:,} bytes exceeds the {limit:,}-byte limit (pipeline.max_record_bytes)" in dead[0].reason
+    assert result.dead_letters == 1
+    assert backend.query("SELECT order_id FROM reporting.orders_v1 ORDER BY 1") == [(910,)]
+    assert backend.stored_offsets("g")[(TOPIC, 0)] == 2
+    assert not load_parts(bundled_estate()).plan(records).dead_letters

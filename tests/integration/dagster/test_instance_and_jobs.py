@@ -153,3 +153,26 @@ def test_replay_job_applies_what_now_succeeds_and_fails_on_the_rest(duckdb_with_
     con = duckdb.connect(str(duckdb_with_schema), read_only=True)
     assert con.execute("SELECT retries FROM _pipeline.dead_letters").fetchone()[0] == 1
     con.close()
+
+
+# --------------------------------------------------------------------------- dbt
+def test_dbt_job_builds_the_estates_reporting_db_and_leaves_the_environment_alone(duckdb_with_schema, instance):
+    """dbt's profile variables come from the estate (dbt_env) for the one dbt invocation only."""
+    from pipelines.defs.dbt import build_dbt_assets, dbt_resource
+
+    settings = Settings.load()
+    assert settings.duckdb_path == duckdb_with_schema
+    dbt = build_dbt_assets(settings)
+    defs = dg.Definitions(assets=[dbt], jobs=[dg.define_asset_job("dbt_under_test", selection=[dbt])],
+                          resources={"reporting": ReportingResource(), "dbt": dbt_resource(settings)},
+                          executor=dg.in_process_executor)
+    before = dict(os.environ)
+    result = defs.resolve_job_def("dbt_under_test").execute_in_process(instance=instance)
+    assert result.success
+    assert dict(os.environ) == before
+    con = duckdb.connect(str(duckdb_with_schema), read_only=True)
+    try:
+        built = {r[0] for r in con.execute("SELECT table_schema FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+    assert {"staging", "marts"} <= built  # dbt built into the estate's DuckDB file, not another one

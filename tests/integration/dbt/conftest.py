@@ -2,9 +2,10 @@
 
 `reporting` is parametrised over the two targets: a temporary DuckDB file, and a real PostgreSQL 15
 cluster started in a temporary folder (as the `postgres` OS user, free loopback port, provisioned like
-the stack's reporting server, always stopped at teardown). dbt runs as a subprocess with
-`--project-dir/--profiles-dir dbt_project` and its target/log folders in the test's temp dir, so the
-repository stays clean. Sessions run with TZ/timezone Europe/Berlin so UTC day boundaries are tested.
+the stack's reporting server, always stopped at teardown). Each is declared in a copy of the bundled
+estate file (tests/support/estate.py), and dbt's environment is what `dbt_env(settings)` derives from
+it, as in Dagster. dbt runs as a subprocess with `--project-dir/--profiles-dir` the estate's
+dbt_project and its target/log folders in the test's temp dir, so the repository stays clean. Sessions run with TZ/timezone Europe/Berlin so UTC day boundaries are tested.
 """
 
 from __future__ import annotations
@@ -25,12 +26,14 @@ import psycopg
 import pytest
 
 from pipelines.contract.model import load_contracts
-from pipelines.settings import REPO_ROOT
+from pipelines.defs.dbt import dbt_env, dbt_target
+from pipelines.settings import Settings
 from pipelines.stack.postgres import provision_reporting
 from tests.integration.dbt import musiccorp_dataset
 from tests.support.databases import temp_postgres
+from tests.support.estate import bundled_estate, settings_for
 
-DBT_DIR = REPO_ROOT / "dbt_project"
+DBT_DIR = bundled_estate().dbt_project
 DBT = Path(sys.executable).parent / "dbt"
 SESSION_TZ = "Europe/Berlin"
 DBT_TIMEOUT_S = 600
@@ -52,10 +55,17 @@ class BuiltReporting:
         return json.loads((self.workdir / "target" / name).read_text())
 
 
-def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+def _clean_env(settings: Settings) -> dict[str, str]:
+    """This process's environment without REPORTING_*/DBT_* variables, plus what dbt's profiles.yml
+    reads for the estate's reporting backend (`dbt_env`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPORTING_", "DBT_"))}
-    env.update(TZ=SESSION_TZ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", **extra)
+    env.update(TZ=SESSION_TZ, DBT_SEND_ANONYMOUS_USAGE_STATS="false", DBT_USE_COLORS="false", **dbt_env(settings))
     return env
+
+
+def _target(settings: Settings, expected: str) -> str:
+    assert dbt_target(settings) == expected, f"the estate's backend {settings.backend!r} is not dbt target {expected}"
+    return expected
 
 
 def run_dbt(args: list[str], target: str, env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -75,10 +85,12 @@ def _build(built: BuiltReporting) -> BuiltReporting:
 
 def _duckdb(workdir: Path) -> Iterator[BuiltReporting]:
     path = workdir / "reportingdb.duckdb"  # not reporting.duckdb: the catalog would clash with schema reporting
+    settings = settings_for(workdir / "estate", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(path)})
+    assert settings.duckdb_path == path
     con = duckdb.connect(str(path))
     try:
-        musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(), "duckdb",
-                               dt.datetime.now(dt.UTC))
+        musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(settings.estate.contracts),
+                               "duckdb", dt.datetime.now(dt.UTC))
     finally:
         con.close()
 
@@ -86,27 +98,29 @@ def _duckdb(workdir: Path) -> Iterator[BuiltReporting]:
         with duckdb.connect(str(path), read_only=True) as reader:
             return reader.execute(sql).fetchall()
 
-    yield _build(BuiltReporting("duckdb", workdir, _clean_env({"REPORTING_DUCKDB_PATH": str(path)}), query))
+    yield _build(BuiltReporting(_target(settings, "duckdb"), workdir, _clean_env(settings), query))
 
 
 def _postgres(workdir: Path) -> Iterator[BuiltReporting]:
     with temp_postgres("dbt") as (cluster, _superuser):
         password = secrets.token_urlsafe(16)
         provision_reporting(cluster, password, secrets.token_urlsafe(16))
-        cluster.psql(f"ALTER DATABASE reporting SET timezone TO '{SESSION_TZ}'")
-        conninfo = f"host=127.0.0.1 port={cluster.port} user=reporting_writer password={password} dbname=reporting"
+        settings = settings_for(workdir / "estate", environ={"DBT_TEST_PG_PASSWORD": password},
+                                **{"reporting.backend": "postgres", "reporting.postgres.host": "127.0.0.1",
+                                   "reporting.postgres.port": cluster.port,
+                                   "reporting.postgres.writer.password": {"env": "DBT_TEST_PG_PASSWORD"}})
+        pg = settings.estate.reporting.postgres
+        cluster.psql(f"ALTER DATABASE {pg.database} SET timezone TO '{SESSION_TZ}'")
+        conninfo = settings.reporting_pg_conninfo("writer")
         with psycopg.connect(conninfo, autocommit=True) as con:
-            musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(), "postgres",
-                                   dt.datetime.now(dt.UTC))
+            musiccorp_dataset.load(lambda sql, params: con.execute(sql, params),
+                                   load_contracts(settings.estate.contracts), "postgres", dt.datetime.now(dt.UTC))
 
         def query(sql: str) -> list[tuple[Any, ...]]:
             with psycopg.connect(conninfo, autocommit=True) as reader:
                 return reader.execute(sql).fetchall()
 
-        env = _clean_env({"REPORTING_PG_HOST": "127.0.0.1", "REPORTING_PG_PORT": str(cluster.port),
-                          "REPORTING_PG_USER": "reporting_writer", "REPORTING_PG_PASSWORD": password,
-                          "REPORTING_PG_DBNAME": "reporting"})
-        yield _build(BuiltReporting("postgres", workdir, env, query))
+        yield _build(BuiltReporting(_target(settings, "postgres"), workdir, _clean_env(settings), query))
 
 
 @pytest.fixture(scope="session", params=["duckdb", "postgres"])

@@ -27,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
+from estate.services import SERVICES
+
 PG_BIN = Path(os.environ.get("REPORTING_PG_BIN", "/usr/lib/postgresql/15/bin"))
 MARIADB_SERVER = os.environ.get("REPORTING_MARIADBD", "/usr/sbin/mariadbd")
-PG_SERVICES = ("customers", "orders", "payments")
+PG_SERVICES = tuple(name for name, service in SERVICES.items() if service.engine == "postgresql")
 
 
 def free_port() -> int:

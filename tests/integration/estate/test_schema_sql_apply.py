@@ -1,7 +1,9 @@
 """connectors/<service>/schema.sql on real servers: idempotent, and the very schema `create_schema` makes.
 
-PostgreSQL (a throw-away PgCluster): each file runs twice through psql as superuser after
-`SET ROLE <service>_app;` in a database owned by that role, as the local stack runs it; a second
+The file is the one the bundled estate declares (`services.<name>.schema_sql`), which must be the one
+`python -m estate.schema_sql` generates. PostgreSQL (a throw-away PgCluster): each file runs twice
+through psql as superuser after `SET ROLE <reader>;` (the service's declared reader role, e.g.
+customers_app) in a database owned by that role, as the local stack runs it; a second
 database gets `metadata.create_all` (Service.create_schema, as the role). Both must have the same
 tables, columns (type, nullability, default, comment, storage), keys, indexes and constraints,
 the same pg_dump --schema-only, and every object owned by the service role.
@@ -24,10 +26,24 @@ from estate import schema_sql
 from estate.services import SERVICES
 from pipelines.stack.postgres import PG_BIN, PgCluster
 from tests.support.databases import temp_postgres
+from tests.support.estate import bundled_estate
 
 pytestmark = pytest.mark.integration
 
 PG_SERVICES = [name for name, service in SERVICES.items() if service.engine == "postgresql"]
+
+
+def declared_sql(name: str) -> str:
+    """The schema file the bundled estate declares for service `name`, as the local stack reads it."""
+    declared = bundled_estate().service(name)
+    assert declared.schema_sql == schema_sql.schema_path(SERVICES[name]), (
+        f"services.{name}.schema_sql is {declared.schema_sql}, not the generated file")
+    return declared.schema_sql.read_text(encoding="utf-8")
+
+
+def role_of(name: str) -> str:
+    """The service's own role: its declared reader (the stack runs schema_sql as it)."""
+    return bundled_estate().service(name).reader.user
 
 
 def describe(url: str, schema: str | None = None) -> dict[str, dict]:
@@ -68,15 +84,15 @@ def assert_same_schema(from_file: dict[str, dict], from_metadata: dict[str, dict
 
 
 class PgEstate:
-    """A throw-away cluster where each PG service gets its `<service>_app` role and databases it owns."""
+    """A throw-away cluster where each PG service gets its declared reader role and databases it owns."""
 
     def __init__(self, cluster: PgCluster) -> None:
         self.cluster = cluster
         self.passwords: dict[str, str] = {}
 
     def database(self, service: str, db: str) -> str:
-        """Create `db` owned by `<service>_app` (created with a password on first use); its SQLAlchemy URL."""
-        role = f"{service}_app"
+        """Create `db` owned by the service's role (created with a password on first use); its SQLAlchemy URL."""
+        role = role_of(service)
         if service not in self.passwords:
             self.passwords[service] = secrets.token_urlsafe(12)
             self.cluster.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{self.passwords[service]}'")
@@ -84,9 +100,8 @@ class PgEstate:
         return f"postgresql+psycopg://{role}:{self.passwords[service]}@127.0.0.1:{self.cluster.port}/{db}"
 
     def apply_file(self, service: str, db: str) -> None:
-        """What the local stack does: psql as superuser, `SET ROLE <service>_app;`, then the file."""
-        sql = schema_sql.schema_path(SERVICES[service]).read_text(encoding="utf-8")
-        self.cluster.psql(f"SET ROLE {service}_app;\n{sql}", db=db)
+        """What the local stack does: psql as superuser, `SET ROLE <reader>;`, then the declared file."""
+        self.cluster.psql(f"SET ROLE {role_of(service)};\n{declared_sql(service)}", db=db)
 
     def pg_dump(self, db: str) -> str:
         """`pg_dump --schema-only` without its per-run random `\\restrict` key lines."""
@@ -136,7 +151,7 @@ def test_postgres_schema_file_is_idempotent_and_equals_create_all(pg: PgEstate, 
     assert sorted(from_file) == sorted(service.tables)
     assert_same_schema(from_file, from_metadata)
     assert pg.storage_and_owners(file_db) == pg.storage_and_owners(meta_db)
-    assert pg.storage_and_owners(file_db)["owners"] == [f"{name}_app"]
+    assert pg.storage_and_owners(file_db)["owners"] == [role_of(name)]
     assert pg.pg_dump(file_db) == pg.pg_dump(meta_db)
 
     # a database created earlier by create_schema (an existing stack) takes the file without change
@@ -185,7 +200,7 @@ def maria_databases(local_mariadb) -> Iterator[tuple[str, str]]:
 def test_mariadb_schema_file_is_idempotent_and_equals_create_all(local_mariadb, maria_databases):
     service = SERVICES["warehouse"]
     file_db, meta_db = maria_databases
-    sql = schema_sql.schema_path(service).read_text(encoding="utf-8")
+    sql = declared_sql("warehouse")
 
     local_mariadb.sql(f"USE `{file_db}`;\n{sql}")
     first_run = _show_create(local_mariadb, file_db, service.tables)
