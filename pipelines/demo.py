@@ -22,7 +22,7 @@ def _contract_counts(settings: Settings) -> list[tuple[str, int, int]]:
     backend = open_backend(settings)
     try:
         out = []
-        for c in load_contracts():
+        for c in load_contracts(settings.estate.contracts):
             soft = c.delete_semantics == "soft"
             live = 'count(*) FILTER (WHERE "_deleted_at" IS NULL)' if soft else "count(*)"
             total, alive = backend.query(f'SELECT count(*), {live} FROM reporting."{c.physical_name}"')[0]
@@ -33,7 +33,9 @@ def _contract_counts(settings: Settings) -> list[tuple[str, int, int]]:
 
 
 def run_dbt(settings: Settings, say: Callable[[str], None]) -> None:
-    from pipelines.defs.dbt import DBT_DIR, dbt_env
+    from pipelines.defs.dbt import dbt_env
+
+    DBT_DIR = settings.estate.dbt_project
 
     env = {**os.environ, **dbt_env(settings)}
     target = "postgres" if settings.backend == "postgres" else "duckdb"
@@ -47,13 +49,13 @@ def run_dbt(settings: Settings, say: Callable[[str], None]) -> None:
     say(summary[-1].split("|")[-1].strip() if summary else "dbt build ok")
 
 
-def run_demo(duration: float, rate: float, seed: int, say: Callable[[str], None], console: Console) -> None:
+def run_demo(settings: Settings, duration: float, rate: float, seed: int, say: Callable[[str], None],
+             console: Console) -> None:
     from estate import simulator
     from pipelines.apply.runner import run_pipeline
     from pipelines.stack.bootstrap import apply_connectors, create_service_schemas, service_urls
     from pipelines.stack.manager import Stack
 
-    settings = Settings.load()
     stack = Stack(settings)
     say("[bold]1/5 stack up[/] (installs what is missing on first run)")
     stack.up(say=say)
