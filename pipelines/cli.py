@@ -302,6 +302,23 @@ def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="B
         raise typer.Exit(code)
 
 
+@app.command("grants")
+@friendly
+def grants() -> None:
+    """Print the SQL that gives the BI role read access on a reporting PostgreSQL you run yourself
+    (run it as superuser; the local stack applies it by itself)."""
+    from pipelines.bi.grants import Roles, role_sql, schema_sql
+
+    pg = _settings().estate.reporting.postgres
+    if pg is None:
+        raise ValueError(f"{_settings().estate.path}: reporting.postgres is not declared")
+    roles = Roles.of(pg)
+    print(f"-- roles {roles.writer} (writer, owns the schemas) and {roles.reader} (BI) must exist and log in")
+    print(f"-- 1. in any database:{role_sql(roles)}")
+    print(f"-- 2. in database {roles.database}:")
+    print(schema_sql(roles))
+
+
 @app.command("ingest")
 @friendly
 def ingest(

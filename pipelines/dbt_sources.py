@@ -228,11 +228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m pipelines.dbt_sources [--check]`: write the sources file, or check it (exit 1 on drift)."""
     parser = argparse.ArgumentParser(prog="python -m pipelines.dbt_sources", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 on drift")
-    parser.add_argument("--contracts", type=Path, default=None, help="contract folder (default: reporting_schema/)")
-    parser.add_argument("--path", type=Path, default=None, help="sources file (default: the dbt project's)")
+    parser.add_argument("--estate", type=Path, default=None,
+                        help="estate file whose contracts and dbt project to use (default: REPORTING_ESTATE or the "
+                             "bundled reporting.yaml)")
+    parser.add_argument("--contracts", type=Path, default=None, help="contract folder (default: the estate's)")
+    parser.add_argument("--path", type=Path, default=None, help="sources file (default: the estate's dbt project's)")
     args = parser.parse_args(argv)
-    contracts = load_contracts(args.contracts)
-    path = args.path or default_path()
+    from pipelines.config.load import load_estate
+
+    estate = load_estate(args.estate)
+    contracts = load_contracts(args.contracts or estate.contracts)
+    path = args.path or estate.dbt_project / "models" / "staging" / "__sources.yml"
     if args.check:
         problems = check_sources(path, contracts)
         for line in problems:

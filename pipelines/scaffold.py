@@ -57,8 +57,11 @@ def connector_json(s: NewService) -> str:
               "value.converter": "org.apache.kafka.connect.json.JsonConverter",
               "value.converter.schemas.enable": "false", "signal.enabled.channels": "source,kafka"}
     if s.engine == "postgresql":
+        # the heartbeat writes a logical message, so the slot of a quiet database keeps moving (no WAL kept)
         config = {"connector.class": "io.debezium.connector.postgresql.PostgresConnector", "plugin.name": "pgoutput",
-                  "publication.autocreate.mode": "filtered", **common}
+                  "publication.autocreate.mode": "filtered", **common,
+                  "heartbeat.action.query": "SELECT pg_logical_emit_message(false, 'reporting_heartbeat', now()::varchar)",
+                  "message.prefix.exclude.list": "reporting_heartbeat"}
     else:
         config = {"connector.class": "io.debezium.connector.mariadb.MariaDbConnector", "database.ssl.mode": "disable",
                   "include.schema.changes": "false", **common}

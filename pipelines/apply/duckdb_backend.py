@@ -9,10 +9,10 @@ Writer settings (measured: docs/benchmarks.md §6):
   `auto_checkpoint_skip_wal_threshold` (default 100,000). An apply batch of ~1,000 changes is over it,
   and a checkpoint rewrites every row group the batch touched, so each commit cost grew with the
   tables (0.4-0.6 s at 200k rows per table). The writer raises that threshold: commits append to the
-  WAL, and a checkpoint runs when the WAL reaches `checkpoint_threshold` (REPORTING_DUCKDB_CHECKPOINT,
+  WAL, and a checkpoint runs when the WAL reaches `checkpoint_threshold` (estate `reporting.duckdb.checkpoint`,
   default 64MB; a crash replays at most that much WAL on the next open; larger WALs also hold more
   un-checkpointed updates in memory: 256MB cost ~50 MB more RSS for no measured gain).
-- `memory_limit` (REPORTING_DUCKDB_MEMORY_LIMIT, default 160MB) bounds DuckDB's buffer pool, which
+- `memory_limit` (estate `reporting.duckdb.memory_limit`, default 160MB) bounds DuckDB's buffer pool, which
   otherwise defaults to 80 % of RAM and kept the contract tables resident (the pipeline's RSS goal
   is 400 MB); pages beyond it are read back from the file.
 """

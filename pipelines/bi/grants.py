@@ -17,11 +17,30 @@ therefore ends such sessions after `IDLE_IN_TRANSACTION_TIMEOUT`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 WRITER = "reporting_writer"
 BI_ROLE = "bi_reader"
 DATABASE = "reporting"
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Database and role names of the reporting server (the estate's `reporting.postgres`); the
+    names are validated identifiers there, so they may be written into SQL as they are."""
+
+    writer: str = WRITER
+    reader: str = BI_ROLE
+    database: str = DATABASE
+
+    @classmethod
+    def of(cls, pg) -> Roles:
+        """From the estate's `reporting.postgres` section."""
+        return cls(pg.writer.user, pg.reader.user, pg.database)
+
+
+DEFAULT_ROLES = Roles()
 BI_SCHEMAS = ("reporting", "staging", "marts")
 """Readable by `bi_reader`: contract tables and dbt models."""
 PRIVATE_SCHEMAS = ("_pipeline",)
@@ -35,8 +54,9 @@ class SqlRunner(Protocol):
     def psql(self, sql: str, db: str = "postgres") -> str: ...
 
 
-def role_sql() -> str:
-    """Role attributes of `bi_reader` (cluster-wide; run in any database)."""
+def role_sql(roles: Roles = DEFAULT_ROLES) -> str:
+    """Role attributes of the BI reader (cluster-wide; run in any database)."""
+    BI_ROLE, DATABASE = roles.reader, roles.database  # noqa: N806 - the names of the SQL below
     return f"""
 ALTER ROLE {BI_ROLE} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS;
 ALTER ROLE {BI_ROLE} SET default_transaction_read_only = on;
@@ -49,8 +69,9 @@ GRANT CONNECT ON DATABASE {DATABASE} TO {BI_ROLE};
 """
 
 
-def schema_sql() -> str:
-    """Schemas, ownership and grants inside database `reporting` (idempotent; run as superuser)."""
+def schema_sql(roles: Roles = DEFAULT_ROLES) -> str:
+    """Schemas, ownership and grants inside the reporting database (idempotent; run as superuser)."""
+    WRITER, BI_ROLE = roles.writer, roles.reader  # noqa: N806 - the names of the SQL below
     stmts = [
         # PostgreSQL 15 already denies CREATE on public; USAGE too, so BI sees only what is published
         "REVOKE ALL ON SCHEMA public FROM PUBLIC",
@@ -78,7 +99,7 @@ def schema_sql() -> str:
     return ";\n".join(stmts) + ";\n"
 
 
-def grant_bi_reader(cluster: SqlRunner) -> None:
+def grant_bi_reader(cluster: SqlRunner, roles: Roles = DEFAULT_ROLES) -> None:
     """Give `bi_reader` read access to `reporting`, `staging` and `marts`, and nothing else.
 
     Idempotent; needs the roles `reporting_writer` and `bi_reader` and the database `reporting`
@@ -86,5 +107,5 @@ def grant_bi_reader(cluster: SqlRunner) -> None:
     owned by `reporting_writer`, when they do not exist yet, so default privileges apply to the
     tables the pipeline and dbt create later.
     """
-    cluster.psql(role_sql())
-    cluster.psql(schema_sql(), db=DATABASE)
+    cluster.psql(role_sql(roles))
+    cluster.psql(schema_sql(roles), db=roles.database)

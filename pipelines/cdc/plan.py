@@ -228,9 +228,9 @@ def _fill_unavailable(after: dict[str, Any], older: dict[str, Any]) -> dict[str,
 
 
 MAX_RECORD_BYTES = 1024 * 1024
-"""Default size limit of one change event; larger ones are dead-lettered (estate: pipeline.max_record_bytes)."""
-"""Change events larger than this are dead letters (stage 'decode'), not decoded: a contract row is
-small, so a huge value is a bug or an attack, and decoding it would stall the batch."""
+"""Default size limit of one change event (the estate's pipeline.max_record_bytes). Larger events are
+dead letters (stage 'decode'), not decoded: a contract row is small, so a huge value is a bug or an
+attack, and decoding it would stall the batch."""
 
 
 class Planner:

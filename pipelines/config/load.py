@@ -87,8 +87,10 @@ def _prepare(raw: dict, file: Path, environ: Mapping[str, str], lines: dict[tupl
     if "path" in data:
         raise EstateError(f"{file}:{lines.get(('path',), 1)}: path: not a key of the estate file")
     data["path"] = str(file)
-    state = environ.get("REPORTING_STATE_DIR") or data.get("state_dir") or ".state"
-    state_dir = _resolve(root, str(state))
+    if environ.get("REPORTING_STATE_DIR"):  # an override from the environment is relative to the working folder
+        state_dir = Path(environ["REPORTING_STATE_DIR"]).expanduser().resolve()
+    else:
+        state_dir = _resolve(root, str(data.get("state_dir") or ".state"))
     data["state_dir"] = str(state_dir)
     data.setdefault("contracts", "reporting_schema")
     data.setdefault("dbt_project", "dbt_project")

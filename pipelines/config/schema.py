@@ -26,7 +26,13 @@ def estate_file_schema() -> dict[str, Any]:
     schema["title"] = "Estate file of the CDC reporting database (reporting.yaml)"
     props = schema["properties"]
     props.pop("path")
-    schema["required"] = [r for r in schema["required"] if r != "path"]
+    # keys the loader fills or defaults are optional in the file
+    defaulted = {"path", "state_dir", "contracts", "dbt_project", "dagster"}
+    schema["required"] = [r for r in schema["required"] if r not in defaulted]
+    dagster = schema["$defs"]["Dagster"]
+    dagster["required"] = [r for r in dagster.get("required", []) if r != "home"]
+    if not dagster["required"]:
+        dagster.pop("required")
     props["services"] = {
         "type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
         "additionalProperties": {"$ref": "#/$defs/Service"},

@@ -2,7 +2,8 @@
 
 An `env` reference is looked up in the environment captured when the configuration was built, then
 in the estate's `env_file` (a dotenv file, read when needed: `reporting stack up` may have just
-written it). A `file` reference reads the file (trailing newline dropped). A missing secret is one
+written it). A `file` reference reads the whole file, which must not end with a newline (Kafka
+Connect's DirectoryConfigProvider would keep it). A missing secret is one
 readable line naming the key of the estate file and where it looked.
 """
 
@@ -48,6 +49,12 @@ class SecretResolver:
             raise SecretError(f"{key}: environment variable {ref.env} is not set{also}")
         assert ref.file is not None
         try:
-            return ref.file.read_text().rstrip("\r\n")
+            value = ref.file.read_text()
         except OSError as exc:
             raise SecretError(f"{key}: cannot read secret file {ref.file}: {exc.strerror or exc}") from exc
+        if value.endswith(("\n", "\r")):
+            # Kafka Connect's DirectoryConfigProvider reads the file as it is: a newline would become
+            # part of the connector's password, so refuse it here rather than fail differently there
+            raise SecretError(f"{key}: secret file {ref.file} ends with a newline, which Kafka Connect would read "
+                              "as part of the secret; write it without one (printf '%s' ...)")
+        return value

@@ -3,7 +3,16 @@
 Both run from the jars Maven resolved into <state>/jvm (see connectors/pom.xml), each as its own
 JVM with an explicit heap (-Xmx), its own log file and pid file under <state>/kafka and
 <state>/connect. Connect keeps its configs, offsets and status in Kafka topics and resolves
-`${env:...}` placeholders in connector configs through Kafka's EnvVarConfigProvider.
+`${env:...}` / `${dir:...}` placeholders in connector configs (and in its own properties) through
+Kafka's EnvVarConfigProvider and DirectoryConfigProvider.
+
+Security follows the estate's `kafka.security`: PLAINTEXT (the default) or SASL_PLAINTEXT with PLAIN,
+SCRAM-SHA-256 or SCRAM-SHA-512. With SASL the broker's client listener authenticates the estate's
+user (its password resolved from the estate's secret reference and written only into the broker's
+0600 properties file; for SCRAM also into the KRaft storage when it is formatted), the KRaft
+controller listener stays PLAINTEXT on loopback, and the Connect worker and its producer, consumer
+and admin clients log in with a config-provider placeholder, never the value. TLS (SSL, SASL_SSL) is
+not offered by the local broker.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from pathlib import Path
 
 import requests
 
+from pipelines.config.model import KafkaSecurity
 from pipelines.settings import Settings
 from pipelines.stack import proc
 from pipelines.stack.errors import StackError
@@ -48,9 +58,144 @@ def java_bin() -> str:
     return found
 
 
+def _prop_value(value: str) -> str:
+    """A value as java.util.Properties reads it back unchanged (backslash is its escape character)."""
+    out = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return "\\" + out if out.startswith((" ", "\t")) else out
+
+
 def _write_props(path: Path, props: dict[str, str]) -> Path:
-    path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    """Write a .properties file readable only by its owner (it may hold the broker's JAAS passwords)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # also when the file existed with a wider mode
+        fh.write("".join(f"{k}={_prop_value(v)}\n" for k, v in props.items()))
     return path
+
+
+LOCAL_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
+"""What the local broker can serve: no TLS (it has no certificate)."""
+
+
+def _local_security(settings: Settings) -> KafkaSecurity:
+    sec = settings.estate.kafka.security
+    if sec.protocol not in LOCAL_PROTOCOLS:
+        raise StackError(f"{settings.estate.path}: kafka.security.protocol {sec.protocol} is not offered by the local "
+                         f"Kafka broker (it serves {' or '.join(LOCAL_PROTOCOLS)}; TLS needs a broker you run yourself)")
+    return sec
+
+
+def _jaas_quote(value: str) -> str:
+    """A JAAS option value in double quotes (Kafka's JaasConfig tokenizer honours backslash escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def broker_properties(settings: Settings, root: Path, password: str | None = None) -> dict[str, str]:
+    """server.properties of the single local broker (KRaft, combined broker + controller). Pure.
+
+    PLAINTEXT: one PLAINTEXT client listener. SASL_PLAINTEXT: the client (and inter-broker) listener
+    is SASL_PLAINTEXT with the estate's mechanism, and `password` (the resolved
+    `kafka.security.password`) goes into the listener's JAAS config: for PLAIN as the one user the
+    broker accepts (`user_<name>`), for SCRAM as the broker's own login (the credential itself is
+    stored in the KRaft metadata when the storage is formatted, see `scram_format_args`).
+    """
+    sec = _local_security(settings)
+    h, p, c = settings.host, settings.ports["kafka"], settings.ports["kafka_controller"]
+    client = sec.protocol  # the listener's name is its protocol: PLAINTEXT or SASL_PLAINTEXT
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{h}:{c}",
+        "listeners": f"{client}://{h}:{p},CONTROLLER://{h}:{c}",
+        "advertised.listeners": f"{client}://{h}:{p}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
+    }
+    if sec.protocol == "SASL_PLAINTEXT":
+        mech = sec.sasl_mechanism
+        assert mech and sec.username and password is not None, "SASL needs mechanism, username and password"
+        user, pw = sec.username, _jaas_quote(password)
+        if mech == "PLAIN":
+            jaas = (f"org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    f"username={_jaas_quote(user)} password={pw} user_{user}={pw};")
+        else:
+            jaas = (f"org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f"username={_jaas_quote(user)} password={pw};")
+        props.update({
+            "sasl.enabled.mechanisms": mech,
+            "sasl.mechanism.inter.broker.protocol": mech,
+            f"listener.name.{client.lower()}.{mech.lower()}.sasl.jaas.config": jaas,
+        })
+    props.update({
+        "log.dirs": str(root / "data"),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "message.max.bytes": "2097152",
+        "log.retention.hours": "168",
+        "log.segment.bytes": "268435456",
+    })
+    return props
+
+
+def scram_format_args(settings: Settings, password: str | None) -> list[str]:
+    """`kafka-storage format` arguments that store the estate's SCRAM user ([] unless SCRAM)."""
+    sec = _local_security(settings)
+    if sec.protocol != "SASL_PLAINTEXT" or not (sec.sasl_mechanism or "").startswith("SCRAM-"):
+        return []
+    assert sec.username and password is not None
+    return ["--add-scram", f"{sec.sasl_mechanism}=[name={sec.username},password={password}]"]
+
+
+def connect_properties(settings: Settings) -> dict[str, str]:
+    """connect-distributed.properties of the local worker. Pure; holds no secret value.
+
+    With SASL the worker's own clients (group membership, config/offset/status topics) and the
+    clients it gives connectors (`producer.`, `consumer.`, `admin.`) log in as the estate's Kafka user;
+    the password is the `${env:...}`/`${dir:...}` placeholder of its secret reference, resolved by the
+    worker at start through the config providers declared here."""
+    from pipelines.connect.render import kafka_client_security
+
+    s = settings
+    sec = _local_security(s)
+    props = {
+        "bootstrap.servers": s.kafka_bootstrap,
+        "group.id": "reporting-connect",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "key.converter.schemas.enable": "false",
+        "value.converter.schemas.enable": "false",
+        "config.storage.topic": "_connect-configs",
+        "offset.storage.topic": "_connect-offsets",
+        "status.storage.topic": "_connect-status",
+        "config.storage.replication.factor": "1",
+        "offset.storage.replication.factor": "1",
+        "status.storage.replication.factor": "1",
+        "offset.flush.interval.ms": "5000",
+        "listeners": f"http://{s.host}:{s.ports['connect']}",
+        "rest.advertised.host.name": s.host,
+        "rest.advertised.port": str(s.ports["connect"]),
+        "plugin.path": str(s.jvm_dir / "plugins"),
+        "plugin.discovery": "hybrid_warn",
+        "config.providers": "env,dir",
+        "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+        "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
+        "producer.compression.type": "lz4",
+        "producer.linger.ms": "5",
+        "producer.batch.size": "262144",
+    }
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        props.update(kafka_client_security(sec, prefix))
+    return props
 
 
 def _jvm_cmd(settings: Settings, heap: str, log4j: Path, main: str, *args: str) -> list[str]:
@@ -68,34 +213,14 @@ class KafkaBroker:
     log = property(lambda self: self.root / "server.log")
     pid_file = property(lambda self: self.root / "kafka.pid")
 
-    def _props(self) -> Path:
-        s = self.settings
-        h, p, c = s.host, s.ports["kafka"], s.ports["kafka_controller"]
-        props = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{h}:{c}",
-            "listeners": f"PLAINTEXT://{h}:{p},CONTROLLER://{h}:{c}",
-            "advertised.listeners": f"PLAINTEXT://{h}:{p}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self.root / "data"),
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "4",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
-            "message.max.bytes": "2097152",
-            "log.retention.hours": "168",
-            "log.segment.bytes": "268435456",
-        }
-        return _write_props(self.root / "server.properties", props)
+    def _password(self) -> str | None:
+        sec = _local_security(self.settings)
+        if sec.protocol == "PLAINTEXT" or sec.password is None:
+            return None
+        return self.settings.secret(sec.password, "kafka.security.password")
+
+    def _props(self, password: str | None = None) -> Path:
+        return _write_props(self.root / "server.properties", broker_properties(self.settings, self.root, password))
 
     def _log4j(self) -> Path:
         path = self.root / "log4j2.properties"
@@ -117,11 +242,22 @@ class KafkaBroker:
         for port in (s.ports["kafka"], s.ports["kafka_controller"]):
             proc.ensure_port_free(self.component, s.host, port)
         self.root.mkdir(parents=True, exist_ok=True)
-        props, log4j = self._props(), self._log4j()
+        password = self._password()
+        props, log4j = self._props(password), self._log4j()
+        scram = scram_format_args(s, password)
+        sec = s.estate.kafka.security
+        scram_user = f"{sec.sasl_mechanism} {sec.username}" if scram else ""
+        scram_marker = self.root / "scram-user"  # which SCRAM user the storage was formatted with
         if not (self.root / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             proc.run(_jvm_cmd(s, "256m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
-                              "-c", str(props)), "kafka: format storage (KRaft)")
+                              "-c", str(props), *scram), "kafka: format storage (KRaft)")
+            if scram:
+                scram_marker.write_text(scram_user)
+        elif scram and (scram_marker.read_text() if scram_marker.exists() else "") != scram_user:
+            # SCRAM credentials live in the KRaft metadata, written when the storage is formatted
+            raise StackError(f"kafka: the broker's storage {self.root / 'data'} was formatted without the "
+                             f"{scram_user} user; stop the stack and `reporting stack reset` to format it again")
         pid = proc.spawn(_jvm_cmd(s, s.kafka_heap, log4j, "kafka.Kafka", str(props)),
                          self.root / "kafka.stdout", self.pid_file)
         proc.wait_until("kafka", self.ready, timeout=90, log=self.log, alive=lambda: proc.pid_alive(pid))
@@ -130,7 +266,9 @@ class KafkaBroker:
     def ready(self) -> bool:
         from kafka import KafkaAdminClient
 
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000)
+        from pipelines.kafka.security import client_config
+
+        admin = KafkaAdminClient(**client_config(self.settings), request_timeout_ms=3000)
         try:
             admin.list_topics()
             return True
@@ -155,34 +293,7 @@ class ConnectWorker:
     pid_file = property(lambda self: self.root / "connect.pid")
 
     def _props(self) -> Path:
-        s = self.settings
-        props = {
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": "reporting-connect",
-            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "key.converter.schemas.enable": "false",
-            "value.converter.schemas.enable": "false",
-            "config.storage.topic": "_connect-configs",
-            "offset.storage.topic": "_connect-offsets",
-            "status.storage.topic": "_connect-status",
-            "config.storage.replication.factor": "1",
-            "offset.storage.replication.factor": "1",
-            "status.storage.replication.factor": "1",
-            "offset.flush.interval.ms": "5000",
-            "listeners": f"http://{s.host}:{s.ports['connect']}",
-            "rest.advertised.host.name": s.host,
-            "rest.advertised.port": str(s.ports["connect"]),
-            "plugin.path": str(s.jvm_dir / "plugins"),
-            "plugin.discovery": "hybrid_warn",
-            "config.providers": "env,dir",
-            "config.providers.env.class": "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            "config.providers.dir.class": "org.apache.kafka.common.config.provider.DirectoryConfigProvider",
-            "producer.compression.type": "lz4",
-            "producer.linger.ms": "5",
-            "producer.batch.size": "262144",
-        }
-        return _write_props(self.root / "connect-distributed.properties", props)
+        return _write_props(self.root / "connect-distributed.properties", connect_properties(self.settings))
 
     def running_pid(self) -> int | None:
         return proc.live_pid(self.pid_file)

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipelines.bi.grants import Roles
 from pipelines.settings import Settings, reachable_by_others
 from pipelines.stack import install, proc
 from pipelines.stack import secrets as secrets_mod
@@ -52,6 +53,7 @@ class Stack:
 
     def up(self, say: Callable[[str], None] = print) -> None:
         s = self.settings
+        self._check_local(s)
         s.state_dir.mkdir(parents=True, exist_ok=True)
         s.state_dir.chmod(0o755)
         self._prepare_servers_dir(say)
@@ -73,7 +75,7 @@ class Stack:
             if self.reporting_pg.start():
                 say(f"started postgres:reporting on {s.host}:{self.reporting_pg.port}")
             provision_reporting(self.reporting_pg, s.secret(pg.writer.password, "reporting.postgres.writer.password"),
-                                s.secret(pg.reader.password, "reporting.postgres.reader.password"))
+                                s.secret(pg.reader.password, "reporting.postgres.reader.password"), Roles.of(pg))
         if self.kafka.start():
             say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{s.kafka_heap})")
         connect = self.connect()
@@ -87,6 +89,19 @@ class Stack:
             say(f"started kafka connect on {s.connect_url} (-Xmx{s.connect_heap})")
         names_file.parent.mkdir(parents=True, exist_ok=True)
         names_file.write_text(wanted)
+
+    @staticmethod
+    def _check_local(s: Settings) -> None:
+        """The local stack starts servers on this machine only: refuse an estate that points elsewhere."""
+        local = ("127.0.0.1", "localhost", "::1")
+        e = s.estate
+        remote = [f"services.{svc.name}.host={svc.host}" for svc in e.services if svc.host not in local]
+        if e.reporting.postgres and e.reporting.postgres.host not in local:
+            remote.append(f"reporting.postgres.host={e.reporting.postgres.host}")
+        remote += [f"kafka.bootstrap_servers={b}" for b in e.kafka.bootstrap_servers[:1] if b.rpartition(":")[0] not in local]
+        if remote:
+            raise StackError(f"{e.path}: the local stack only starts servers on this machine, but {remote[0]}; for "
+                             "infrastructure you run yourself use `reporting connectors apply` and the other commands")
 
     def _prepare_servers_dir(self, say: Callable[[str], None]) -> None:
         """Create the servers folder outside the state folder when postgres/mysql cannot reach the latter."""

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.bi.grants import grant_bi_reader
+from pipelines.bi.grants import DEFAULT_ROLES, Roles, grant_bi_reader
 from pipelines.stack import proc
 from pipelines.stack.errors import StackError
 
@@ -169,22 +169,25 @@ GRANT ALL ON SCHEMA public TO {app_user};
 """, db=database)
 
 
-def provision_reporting(cluster: PgCluster, owner_password: str, bi_password: str) -> None:
-    """The PostgreSQL reporting backend: database `reporting`, writer role and read-only `bi_reader`.
+def provision_reporting(cluster: PgCluster, owner_password: str, bi_password: str,
+                        roles: Roles = DEFAULT_ROLES) -> None:
+    """The PostgreSQL reporting backend: its database, the writer role and the read-only BI role
+    (names from the estate's `reporting.postgres`, default reporting / reporting_writer / bi_reader).
 
-    Idempotent. `bi_reader` gets read access to `reporting`, `staging` and `marts` (also to tables the
+    Idempotent. The BI role gets read access to `reporting`, `staging` and `marts` (also to tables the
     pipeline and dbt create later) and nothing else: see `pipelines.bi.grants`.
     """
+    w, r, db = roles.writer, roles.reader, roles.database
     cluster.psql(f"""
 DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'reporting_writer') THEN
-    CREATE ROLE reporting_writer LOGIN PASSWORD {_lit(owner_password)};
-  ELSE ALTER ROLE reporting_writer PASSWORD {_lit(owner_password)}; END IF;
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bi_reader') THEN
-    CREATE ROLE bi_reader LOGIN PASSWORD {_lit(bi_password)};
-  ELSE ALTER ROLE bi_reader PASSWORD {_lit(bi_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(w)}) THEN
+    CREATE ROLE {w} LOGIN PASSWORD {_lit(owner_password)};
+  ELSE ALTER ROLE {w} PASSWORD {_lit(owner_password)}; END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {_lit(r)}) THEN
+    CREATE ROLE {r} LOGIN PASSWORD {_lit(bi_password)};
+  ELSE ALTER ROLE {r} PASSWORD {_lit(bi_password)}; END IF;
 END $$;
 """)
-    if not cluster.psql("SELECT 1 FROM pg_database WHERE datname = 'reporting'").strip():
-        cluster.psql("CREATE DATABASE reporting OWNER reporting_writer")
-    grant_bi_reader(cluster)
+    if not cluster.psql(f"SELECT 1 FROM pg_database WHERE datname = {_lit(db)}").strip():
+        cluster.psql(f"CREATE DATABASE {db} OWNER {w}")
+    grant_bi_reader(cluster, roles)

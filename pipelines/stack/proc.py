@@ -25,7 +25,7 @@ def ensure_port_free(component: str, host: str, port: int) -> None:
     if port_open(host, port):
         raise StackError(
             f"{component}: port {host}:{port} is already in use by another process "
-            f"(set REPORTING_PORT_* to move it, or stop the other process)"
+            f"(change the port in the estate file, set REPORTING_PORT_OFFSET, or stop the other process)"
         )
 
 

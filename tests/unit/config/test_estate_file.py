@@ -109,13 +109,16 @@ def test_environment_overrides_and_port_offset(tmp_path):
 def test_secret_references_resolve_from_environment_env_file_and_file(tmp_path):
     env_file = tmp_path / "secrets.env"
     env_file.write_text("# local\nFROM_FILE=b\n")
-    (tmp_path / "pw").write_text("c\n")
+    (tmp_path / "pw").write_text("c")
+    (tmp_path / "pw-newline").write_text("c\n")
     resolver = SecretResolver({"FROM_ENV": "a"}, env_file)
     assert resolver.get(SecretRef(env="FROM_ENV"), "k") == "a"
     assert resolver.get(SecretRef(env="FROM_FILE"), "k") == "b"
     assert resolver.get(SecretRef(file=tmp_path / "pw"), "k") == "c"
     with pytest.raises(SecretError, match=r"services\.x\.reader\.password: environment variable NOPE is not set"):
         resolver.get(SecretRef(env="NOPE"), "services.x.reader.password")
+    with pytest.raises(SecretError, match="ends with a newline"):
+        resolver.get(SecretRef(file=tmp_path / "pw-newline"), "k")
     with pytest.raises(SecretError, match="cannot read secret file"):
         resolver.get(SecretRef(file=tmp_path / "missing"), "k")
     with pytest.raises(ValueError, match="exactly one"):
@@ -126,6 +129,7 @@ def test_committed_json_schema_is_current_and_validates_the_bundled_file():
     assert SCHEMA_FILE.read_text() == render(), "run `python -m pipelines.config.schema`"
     schema = json.loads(SCHEMA_FILE.read_text())
     jsonschema.validate(yaml.safe_load(BUNDLED_ESTATE.read_text()), schema)
+    jsonschema.validate(yaml.safe_load(MINIMAL), schema)  # what the loader defaults is optional here too
     bad = yaml.safe_load(MINIMAL)
     bad["services"]["sales"]["port"] = "five"
     with pytest.raises(jsonschema.ValidationError):

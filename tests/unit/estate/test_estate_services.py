@@ -32,11 +32,13 @@ CONTRACT_SOURCES = {
 SECRETS = {"customers": {"password_hash"}, "payments": {"card_token"}}
 
 
-def test_four_services_on_two_engines():
-    assert {n: s.engine for n, s in SERVICES.items()} == {
-        "customers": "postgresql", "orders": "postgresql", "payments": "postgresql", "warehouse": "mariadb"}
-    with pytest.raises(KeyError, match="known: customers"):
-        get("billing")
+def test_simulator_services_are_the_bundled_estate_files_services():
+    from tests.support.estate import bundled_estate
+
+    declared = {s.name: s.engine for s in bundled_estate().services}
+    assert {n: s.engine for n, s in SERVICES.items()} == declared
+    with pytest.raises(KeyError, match=f"known: {next(iter(SERVICES))}"):
+        get("no_such_service")
 
 
 def test_every_private_table_has_a_primary_key():
