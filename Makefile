@@ -20,10 +20,19 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/reporting demo
 
-## The test command CI runs (.ci/run calls exactly this).
+## The test command CI runs (.ci/run calls exactly this). Whatever pytest's outcome, it then stops what the e2e
+## tests left running and deletes their servers folder outside the checkout (/var/tmp/reporting-servers-<hash>,
+## when the checkout sits under a 0700 folder); their logs stay in .state/e2e (`make clean-state` removes them).
+E2E_OFFSET := $(or $(REPORTING_E2E_PORT_OFFSET),100)
+E2E_ENV    := REPORTING_STATE_DIR=$(CURDIR)/.state/$(if $(filter 100,$(E2E_OFFSET)),e2e,e2e-$(E2E_OFFSET)) \
+              REPORTING_PORT_OFFSET=$(E2E_OFFSET) REPORTING_JVM_DIR=$(CURDIR)/.state/jvm
+
 test: install lint contract-check
 	$(BIN)/reporting stack install
-	$(BIN)/pytest -m "not slow" --junitxml=test-artifacts/junit.xml
+	$(BIN)/pytest -m "not slow" --junitxml=test-artifacts/junit.xml; status=$$?; \
+	$(E2E_ENV) $(BIN)/reporting stack down && \
+	$(E2E_ENV) $(BIN)/python -c 'from pipelines.stack.manager import Stack; Stack().remove_servers_dir()' \
+	|| [ $$status -ne 0 ] || status=1; exit $$status
 
 lint: install
 	$(BIN)/ruff check .
@@ -45,5 +54,9 @@ test-faults: install
 ui: install
 	$(BIN)/reporting ui
 
+## Stop the stack and delete all state but the jars: .state/* (the e2e and other test state folders too) and the
+## servers folders outside the checkout (/var/tmp/reporting-servers-*) of every state folder under .state, plus
+## orphaned ones whose state folder is gone. A stack still running from another state folder under .state
+## makes it stop with an error (stop that one first).
 clean-state:
 	$(BIN)/reporting stack reset --yes

@@ -45,6 +45,11 @@ class UiProcesses:
     webserver_pid: int
     daemon_pid: int
 
+    @property
+    def asset_graph_url(self) -> str:
+        """Where a user should land: the global asset graph."""
+        return f"{self.url}/asset-groups"
+
 
 def dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME of the UI: the estate's dagster.home."""
@@ -80,6 +85,9 @@ concurrency:
     default_limit: {POOL_LIMIT}
     op_granularity_run_buffer: 0
 telemetry:
+  enabled: false
+# no "Join the Dagster community" dialog over the asset graph on a fresh UI
+nux:
   enabled: false
 """
 
@@ -191,8 +199,9 @@ def start_ui(settings: Settings | None = None, port: int | None = None, wait: bo
         except BaseException:
             stop_ui(settings, say=lambda _m: None)
             raise
-    say(f"Dagster UI: {url}  (DAGSTER_HOME {home}; logs in {logs})")
-    return UiProcesses(url, home, web_pid, daemon_pid)
+    handle = UiProcesses(url, home, web_pid, daemon_pid)
+    say(f"Dagster UI: {handle.asset_graph_url}  (DAGSTER_HOME {home}; logs in {logs})")
+    return handle
 
 
 def _descendants(pid: int) -> list:

@@ -18,7 +18,7 @@ from rich.text import Text
 from pipelines.contract.compat import Change, diff
 from pipelines.contract.docs import render_catalog
 from pipelines.contract.lock import PublishRefused, check, lock_path, publish
-from pipelines.contract.model import Contract, ContractError, load_contracts, load_contracts_file
+from pipelines.contract.model import ContractError, load_any, load_contracts
 
 EXIT_OK, EXIT_BREAKING, EXIT_INVALID = 0, 1, 2
 
@@ -69,23 +69,16 @@ def _print_changes(changes: list[Change]) -> None:
     console.print(Text(f"{len(changes)} change(s), {breaking} breaking", style="bold red" if breaking else "bold"))
 
 
-def _load(path: Path) -> list[Contract]:
-    if path.is_dir():
-        return load_contracts(path)
-    if not path.exists():
-        raise ContractError("no such file or folder", path=path)
-    return load_contracts_file(path)
-
-
 @app.command("check")
 def check_cmd(root: RootOption = None, today: TodayOption = None) -> None:
     """Compare the working tree with contracts.lock; exit 1 on any breaking change inside a major."""
     try:
+        of_estate = root is None  # the estate's own contracts: check its projections against them too
         root = _root(root)
         changes = check(root, today=today.date() if today else None)
     except ContractError as exc:
         raise _invalid(exc) from exc
-    problems = HOOKS["estate_check"](load_contracts(root)) if "estate_check" in HOOKS else []
+    problems = HOOKS["estate_check"](load_contracts(root)) if of_estate and "estate_check" in HOOKS else []
     for problem in problems:
         _err().print(Text(f"error: {problem}", style="bold red"))
     if problems:
@@ -124,9 +117,14 @@ def diff_cmd(
     new: Annotated[Path, typer.Argument(help="New contract file or folder.")],
     today: TodayOption = None,
 ) -> None:
-    """Print every change from OLD to NEW with its verdict and rule; exit 1 if any is breaking."""
+    """Print every change from OLD to NEW with its verdict and rule; exit 1 if any is breaking.
+
+    Any valid ODCS v3 contract is accepted (ours or written by others). Given two files, a table's
+    old and new majors (e.g. orders/v1.yaml and orders/v2.yaml) are compared column by column.
+    """
     try:
-        changes = diff(_load(old), _load(new), today=today.date() if today else None)
+        changes = diff(load_any(old), load_any(new), today=today.date() if today else None,
+                       across_majors=old.is_file() and new.is_file())
     except ContractError as exc:
         raise _invalid(exc) from exc
     _print_changes(changes)

@@ -7,13 +7,16 @@ down: stops, in reverse order, only what has a pid file in the state folder.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from pipelines.bi.grants import Roles
 from pipelines.settings import Settings, reachable_by_others
-from pipelines.stack import install, proc
+from pipelines.stack import install
 from pipelines.stack import secrets as secrets_mod
 from pipelines.stack.errors import StackError
 from pipelines.stack.kafka import ConnectWorker, KafkaBroker, java_bin
@@ -21,6 +24,12 @@ from pipelines.stack.mariadb import MariaDbServer
 from pipelines.stack.mariadb import provision_service as provision_mariadb
 from pipelines.stack.postgres import PgCluster, provision_reporting
 from pipelines.stack.postgres import provision_service as provision_pg
+
+SERVERS_PARENT = Path("/var/tmp")
+"""Where Settings.servers_dir puts a state folder's servers folder when postgres/mysql cannot reach the state folder."""
+SERVERS_PREFIX = "reporting-servers-"
+OWNER_FILE = ".reporting-state"
+"""In each servers folder outside its state folder: the absolute path of the state folder that owns it."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,7 @@ class Stack:
     def _prepare_servers_dir(self, say: Callable[[str], None]) -> None:
         """Create the servers folder outside the state folder when postgres/mysql cannot reach the latter."""
         s = self.settings
+        remove_orphaned_servers_dirs(say)
         servers = s.servers_dir
         if servers == s.state_dir:
             return
@@ -122,20 +132,49 @@ class Stack:
         if not reachable_by_others(servers):
             raise StackError(f"{servers} is not reachable by the postgres/mysql users: "
                              "set REPORTING_SERVERS_DIR to a folder they can reach")
+        claim_servers_dir(servers, s.state_dir)  # so reset, and `up` after `rm -rf .state`, find it
         if not link.is_symlink():
             link.symlink_to(servers, target_is_directory=True)
         if new:
             say(f"{s.state_dir} is not reachable by the postgres/mysql OS users (a 0700 parent): "
                 f"their data dirs go to {servers} (linked as {link})")
 
-    def wipe(self) -> None:
-        """Delete all state except the jars (the stack must be down)."""
+    def wipe(self, say: Callable[[str], None] = print) -> None:
+        """Delete all state except the jars (the stack must be down).
+
+        Also what lies outside the state folder: the servers folders (/var/tmp/reporting-servers-<hash>) of
+        this state folder and of every state folder under it (.state/e2e, ...), found by their `servers`
+        links, their owner markers and their names; refused, before anything is deleted, while a process
+        runs from one. And orphaned servers folders (their marker names a state folder that is gone) that
+        no process runs from."""
         s = self.settings
-        if s.servers_dir != s.state_dir and s.servers_dir.exists():
-            shutil.rmtree(s.servers_dir)
+        owned = servers_dirs_of(s.state_dir, s.servers_dir, s.jvm_dir)
+        orphans = [d for d in orphaned_servers_dirs() if d not in owned]
+        busy = processes_running_from({**owned, **{d: () for d in orphans}})
+        for d in owned:
+            if d in busy:
+                raise StackError(f"servers folder {d} is in use ({busy[d][0]}): stop the stack that runs from it "
+                                 f"(`reporting stack down` with its REPORTING_STATE_DIR) and reset again")
+        for d in owned:
+            shutil.rmtree(d)
+            say(f"removed {d}")
+        _remove_orphans(orphans, busy, say)
         for child in s.state_dir.iterdir() if s.state_dir.exists() else []:
             if child.name != "jvm" and child != s.jvm_dir:
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+
+    def remove_servers_dir(self, say: Callable[[str], None] = print) -> None:
+        """Delete this state folder's servers folder when it lies outside the state folder (the stack must be
+        down); the state folder itself stays (logs, Kafka data). The e2e fixture's teardown calls this."""
+        s = self.settings
+        servers = s.servers_dir
+        if servers == s.state_dir or not servers.exists():
+            return
+        busy = processes_running_from({servers: (s.state_dir / "servers",)})
+        if busy:
+            raise StackError(f"servers folder {servers} is in use ({busy[servers][0]})")
+        shutil.rmtree(servers)
+        say(f"removed {servers}")
 
     def down(self, say: Callable[[str], None] = print) -> None:
         connect = self.connect()
@@ -163,12 +202,113 @@ class Stack:
 
 def leftover_processes(settings: Settings) -> list[str]:
     """Command lines of processes still running out of this state folder (for tests and `down`)."""
+    busy = processes_running_from({settings.state_dir: (settings.servers_dir,)})
+    return busy.get(settings.state_dir, [])
+
+
+def processes_running_from(folders: dict[Path, Iterable[Path]]) -> dict[Path, list[str]]:
+    """For each folder (with the other paths it is reached by, e.g. its `servers` link): the command lines
+    of the processes that name a path inside it. Folders no process runs from are left out."""
     import psutil
 
-    markers = {str(settings.state_dir) + proc.os.sep, str(settings.servers_dir) + proc.os.sep}
-    found = []
+    prefixes = {f: {str(p) + os.sep for p in (f, *aliases)} for f, aliases in folders.items()}
+    found: dict[Path, list[str]] = {}
+    if not prefixes:
+        return found
     for p in psutil.process_iter(["pid", "cmdline"]):
-        cmd = " ".join(p.info.get("cmdline") or [])
-        if any(m in cmd + proc.os.sep for m in markers) and p.pid != proc.os.getpid():
-            found.append(f"{p.pid} {cmd[:160]}")
+        cmd = " ".join(p.info.get("cmdline") or []) + os.sep
+        if p.pid == os.getpid():
+            continue
+        for f, marks in prefixes.items():
+            if any(m in cmd for m in marks):
+                found.setdefault(f, []).append(f"{p.pid} {cmd[:-1][:160]}")
     return found
+
+
+# --------------------------------------------------------------------------- servers folders outside the state
+def default_servers_dir(state_dir: Path) -> Path:
+    """The servers folder Settings.servers_dir picks for `state_dir` when postgres/mysql cannot reach it."""
+    digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+    return SERVERS_PARENT / f"{SERVERS_PREFIX}{digest}"
+
+
+def claim_servers_dir(servers: Path, state_dir: Path) -> None:
+    """Write the marker naming the state folder that owns `servers` (a folder outside it)."""
+    marker = servers / OWNER_FILE
+    if owner_of(servers) != state_dir:
+        marker.write_text(f"{state_dir}\n")
+
+
+def owner_of(servers: Path) -> Path | None:
+    """The state folder named by the marker in `servers`, or None (no marker, unreadable)."""
+    try:
+        text = (servers / OWNER_FILE).read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text.startswith("/") else None
+
+
+def servers_dirs_of(state_dir: Path, own: Path, jvm_dir: Path | None = None,
+                    depth: int = 4) -> dict[Path, tuple[Path, ...]]:
+    """The existing servers folders outside `state_dir` that belong to it or to a state folder under it
+    (down to `depth` levels, not into `jvm_dir`), each with the `servers` links that reach it.
+
+    Found by: `own` (this state folder's servers_dir, also when its link is gone); each `<folder>/servers`
+    link whose target's marker names <folder> or that is <folder>'s default servers folder; the default
+    servers folder of every folder under `state_dir` (a state folder whose link was never made); every
+    folder under SERVERS_PARENT whose marker names `state_dir` or a folder under it. A link to anything
+    else (another checkout's folder, `/`) is not followed."""
+    found: dict[Path, set[Path]] = {}
+    if own != state_dir and own.is_dir():
+        found.setdefault(own, set()).add(state_dir / "servers")
+    if state_dir.is_dir():
+        for dirpath, dirnames, filenames in os.walk(state_dir):  # does not descend into symlinks
+            here = Path(dirpath)
+            cand = default_servers_dir(here)
+            if cand.is_dir():
+                found.setdefault(cand, set())
+            link = here / "servers"
+            if "servers" in (*dirnames, *filenames) and link.is_symlink():
+                target = link.resolve()
+                if target.is_dir() and target != here and (owner_of(target) == here or target == cand):
+                    found.setdefault(target, set()).add(link)
+            level = len(here.relative_to(state_dir).parts)
+            dirnames[:] = [d for d in dirnames if level < depth and here / d != jvm_dir and d != "jvm"
+                           and not (here / d).is_symlink()]
+    for d in sorted(SERVERS_PARENT.glob(f"{SERVERS_PREFIX}*")):
+        owner = owner_of(d)
+        if d.is_dir() and not d.is_symlink() and owner and (owner == state_dir or state_dir in owner.parents):
+            found.setdefault(d, set())
+    found.pop(state_dir, None)
+    return {d: tuple(sorted(links)) for d, links in found.items()}
+
+
+def orphaned_servers_dirs() -> list[Path]:
+    """Servers folders under SERVERS_PARENT whose marker names a state folder that no longer exists
+    (`rm -rf .state`, a deleted clone). Folders without a marker are never taken for orphans."""
+    out = []
+    for d in sorted(SERVERS_PARENT.glob(f"{SERVERS_PREFIX}*")):
+        owner = owner_of(d)
+        if d.is_dir() and not d.is_symlink() and owner is not None and not owner.exists():
+            out.append(d)
+    return out
+
+
+def remove_orphaned_servers_dirs(say: Callable[[str], None] = print) -> None:
+    """Delete the orphaned servers folders no process runs from (`stack up` and `stack reset` call this)."""
+    orphans = orphaned_servers_dirs()
+    _remove_orphans(orphans, processes_running_from({d: () for d in orphans}), say)
+
+
+def _remove_orphans(orphans: list[Path], busy: dict[Path, list[str]], say: Callable[[str], None]) -> None:
+    for d in orphans:
+        if d in busy:
+            say(f"kept {d} (its state folder {owner_of(d)} is gone, but {busy[d][0]} runs from it)")
+            continue
+        owner = owner_of(d)
+        try:
+            shutil.rmtree(d)
+        except OSError as exc:  # e.g. another user's folder: not ours to force
+            say(f"could not remove {d} (state folder {owner} is gone): {exc}")
+        else:
+            say(f"removed {d} (its state folder {owner} is gone)")

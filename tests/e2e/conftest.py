@@ -56,3 +56,4 @@ def stack(e2e_env):
         st.down(say=print)
         left = leftover_processes(settings)
         assert not left, f"processes left after stack down: {left}"
+        st.remove_servers_dir(say=print)  # /var/tmp/reporting-servers-<hash>, when there is one (not under .state)

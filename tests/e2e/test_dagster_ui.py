@@ -209,7 +209,8 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
     from playwright.sync_api import sync_playwright
 
     url = ui.url
-    assert gql(url, "mutation { setNuxSeen }")["setNuxSeen"] is True  # the community pop-up stays closed
+    # the instance has nux disabled: no "Join the Dagster community" dialog, without anyone dismissing it
+    assert gql(url, "{ shouldShowNux }")["shouldShowNux"] is False
 
     # Contract tables first (a run through the queue and the reporting_db_writer pool), so dbt has sources.
     ingest = launch_job(url, "ingest_job")
@@ -222,6 +223,12 @@ def test_asset_graph_and_dbt_materialization_from_the_ui(ui):
         try:
             page = browser.new_page(viewport={"width": 1800, "height": 1050})
             page.set_default_timeout(60_000)
+            # The first screen a user sees (the URL `reporting ui` prints): the asset graph, nothing over it.
+            page.goto(ui.asset_graph_url, wait_until="networkidle")
+            page.locator("foreignObject").first.wait_for()
+            page.screenshot(path=str(ARTIFACTS / "dagster-first-screen.png"))
+            backdrop = page.locator(".bp5-overlay-backdrop")
+            assert not (backdrop.count() and backdrop.first.is_visible()), "a dialog covers the first screen"
             # The asset graph: the orders service (connector + contract tables) and every dbt model.
             page.goto(graph_url(url, SHOWN), wait_until="networkidle")
             hide_navigation(page)

@@ -12,6 +12,8 @@ from pipelines.cdc.events import Record
 from pipelines.config.load import EstateError
 from pipelines.settings import Settings
 
+pytestmark = pytest.mark.unit
+
 
 def _settings(**env: str) -> Settings:
     environ = {k: v for k, v in os.environ.items() if k != "REPORTING_PLANNERS"}

@@ -15,6 +15,8 @@ from pipelines.apply.backend import ApplyBatch, ApplyResult
 from pipelines.apply.worker import ApplyFailed, Worker
 from pipelines.cdc.events import Record
 
+pytestmark = pytest.mark.unit
+
 
 class FakeConsumer:
     def __init__(self, batches: list[list[Record]]) -> None:

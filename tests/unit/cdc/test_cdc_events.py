@@ -247,7 +247,22 @@ def test_record_file_accepts_values_as_json_text(tmp_path):
     assert parse_record(r).is_create
 
 
-@pytest.mark.parametrize("path", sorted((FIXTURES).rglob("*.json")), ids=lambda p: p.name)
+FIXTURE_FILES = sorted(FIXTURES.rglob("*.json"))
+# Synthesised and captured (Debezium 2.7) events the decoder must read; the glob below must find them all,
+# else an empty parameter set would only skip `test_every_fixture_file_decodes`.
+EXPECTED_FIXTURES = {"pg_orders.json", "mariadb_warehouse.json", "captured_pg_orders.json",
+                     "captured_mariadb_capwh.json", "captured/postgres_orders.json", "captured/mariadb_stock.json"}
+
+
+def test_the_fixture_files_are_there():
+    found = {p.relative_to(FIXTURES).as_posix() for p in FIXTURE_FILES}
+    assert len(found) >= len(EXPECTED_FIXTURES), f"only {sorted(found)} under {FIXTURES}"
+    assert EXPECTED_FIXTURES <= found, f"fixture files missing under {FIXTURES}: {sorted(EXPECTED_FIXTURES - found)}"
+
+
+@pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.name)
 def test_every_fixture_file_decodes(path):
-    for r in load_records(path):
+    records = load_records(path)
+    assert records, f"{path} holds no records"
+    for r in records:
         parse_record(r)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from kafka.structs import TopicPartition
 
 from pipelines.kafka.consumer import _SeekToStored
+
+pytestmark = pytest.mark.unit
 
 
 class _Consumer:

@@ -12,6 +12,8 @@ from kafka.structs import TopicPartition
 from pipelines.cdc.events import Record
 from pipelines.kafka.records import CorruptRecord, fast_partition_records, iter_records
 
+pytestmark = pytest.mark.unit
+
 TP = TopicPartition("orders.public.orders", 3)
 FAST = fast_partition_records(Fetcher.PartitionRecords)
 

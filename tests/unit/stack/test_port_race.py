@@ -7,6 +7,8 @@ import pytest
 from pipelines.stack.errors import StackError
 from pipelines.stack.proc import retry_port_race
 
+pytestmark = pytest.mark.unit
+
 
 def _server(log, outcomes):
     """A fake start: each outcome is 'ok', 'bind' (logs the bind error and dies) or 'other'."""

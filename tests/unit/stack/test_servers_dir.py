@@ -11,6 +11,8 @@ import pytest
 
 from pipelines.settings import Settings, reachable_by_others
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def open_dir():

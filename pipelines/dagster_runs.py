@@ -1,0 +1,79 @@
+"""Running Dagster jobs in the project's own instance, so the UI shows what ran.
+
+`reporting run JOB` and `reporting demo` execute jobs of the code location (pipelines.definitions)
+in-process against the persistent instance in the estate's `dagster.home` (the one `reporting ui`
+serves): every run, materialization and check result lands in its run history and asset catalog,
+exactly as if the UI had launched it. An edge: builds the definitions from `settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from pipelines.settings import Settings
+
+
+def prepare_home(settings: Settings) -> Path:
+    """Create DAGSTER_HOME with the instance settings of `reporting ui` (pipelines/ui.py)."""
+    from pipelines.ui import instance_yaml
+
+    home = settings.estate.dagster.home
+    (home / "storage").mkdir(parents=True, exist_ok=True)
+    wanted = instance_yaml(home)
+    config = home / "dagster.yaml"
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
+    return home
+
+
+@contextlib.contextmanager
+def project_instance(settings: Settings) -> Iterator:
+    """The persistent Dagster instance of the estate (DAGSTER_HOME = dagster.home)."""
+    from dagster import DagsterInstance
+
+    home = prepare_home(settings)
+    with DagsterInstance.from_config(str(home)) as instance:
+        yield instance
+
+
+def job_names(settings: Settings) -> list[str]:
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    return sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
+
+
+def run_job(settings: Settings, job: str, say: Callable[[str], None] = print) -> bool:
+    """Execute `job` in-process in the project's instance; True when the run succeeded.
+
+    Runs carry the estate to the resources through REPORTING_ESTATE (set for the run's duration, so
+    the resources read the same file as the caller)."""
+    from pipelines.config.load import ESTATE_ENV
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    try:
+        job_def = defs.resolve_job_def(job)
+    except Exception as exc:  # noqa: BLE001 - an unknown job name is one line
+        raise ValueError(f"no Dagster job {job!r} (known: {', '.join(job_names(settings))})") from exc
+    previous = os.environ.get(ESTATE_ENV)
+    os.environ[ESTATE_ENV] = str(settings.estate.path)
+    try:
+        with project_instance(settings) as instance:
+            result = job_def.execute_in_process(instance=instance, raise_on_error=False)
+    finally:
+        if previous is None:
+            os.environ.pop(ESTATE_ENV, None)
+        else:
+            os.environ[ESTATE_ENV] = previous
+    state = "succeeded" if result.success else "FAILED"
+    say(f"dagster run {result.run_id[:8]} of {job} {state} (in {settings.estate.dagster.home}; "
+        "`reporting ui` shows it)")
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        if failures and failures[0].step_failure_data and failures[0].step_failure_data.error:
+            say(f"  {failures[0].step_key}: {failures[0].step_failure_data.error.message.strip().splitlines()[0]}")
+    return result.success
