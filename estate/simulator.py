@@ -191,6 +191,8 @@ class _Display:
     def __exit__(self, *exc: object) -> None:
         self.refresh(time.perf_counter(), force=True)
         self.live.__exit__(*exc)
+        if not self.live.console.is_terminal:  # off a terminal rich leaves the last line of the table open
+            self.live.console.line()
 
     def refresh(self, now: float, force: bool = False) -> None:
         if not force and now < self.next_refresh:
@@ -207,10 +209,10 @@ class _Display:
         r = self.report
         table = Table(title=f"MusicCorp simulator  seed={r.seed}  target={_rate_text(r.target_rate)}  "
                             f"{r.elapsed_s:,.0f}/{self.duration:,.0f}s", title_justify="left")
-        table.add_column("flow")
-        table.add_column("ops/s", justify="right")
-        table.add_column("total", justify="right")
-        table.add_column("errors", justify="right")
+        table.add_column("flow", overflow="fold")  # never cut a value (80 columns, a pipe)
+        table.add_column("ops/s", justify="right", overflow="fold")
+        table.add_column("total", justify="right", overflow="fold")
+        table.add_column("errors", justify="right", overflow="fold")
         for flow in Flow:
             name = flow.value
             rate = (per_flow[name] - flows0[name]) / span if len(self.samples) > 1 else 0.0

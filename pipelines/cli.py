@@ -2,26 +2,49 @@
 
 Each sub-command is a thin shell over a module that does the work; errors from those modules are
 printed as one readable line (detail with --verbose or in the component's log) and exit non-zero.
+
+Commands that print rows take `--format table|csv|json` (pipelines/output.py): tables never cut a value,
+csv/json hold the raw values for programs. Nothing written to a pipe carries ANSI codes, and NO_COLOR
+turns them off on a terminal too. Help is plain click help (typer's rich help labels every flag `<bool>`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
+from typer.core import TyperGroup
 
+from pipelines.output import FORMAT_HELP, Format, Section, View, make_console, write_rows, write_tables
 from pipelines.settings import Settings
 
+
+class _Group(TyperGroup):
+    """Plain help listing each sub-command with its whole first sentence (click cuts it near 45 characters)."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+# rich_markup_mode=None: plain help for every command and sub-command (the setting is inherited), so flags
+# show no `<bool>` placeholder and help wraps at any width.
 app = typer.Typer(help="CDC-fed reporting database: stack, connectors, pipeline, contracts, checks.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None, cls=_Group)
 stack_app = typer.Typer(help="Start, stop and inspect the local stack (databases, Kafka, Connect).",
-                        no_args_is_help=True)
-connectors_app = typer.Typer(help="Register and watch the Debezium connectors.", no_args_is_help=True)
+                        no_args_is_help=True, cls=_Group)
+connectors_app = typer.Typer(help="Register and watch the Debezium connectors.", no_args_is_help=True,
+                             cls=_Group)
 app.add_typer(stack_app, name="stack")
 app.add_typer(connectors_app, name="connectors")
 
@@ -34,13 +57,16 @@ def _mount_contract_app() -> None:
     contract_cli.HOOKS["estate_check"] = lambda contracts: _estate_contract_problems(contracts)
 
     @contract_app.command("status")
-    def contract_status() -> None:
+    @friendly
+    def contract_status(fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
         """Live versions: status, deprecation date, rows, newest source time, freshness vs objective."""
         from pipelines.contract.status import status_command
 
-        raise typer.Exit(status_command(_settings()))
+        raise typer.Exit(status_command(_settings(), console=console, fmt=fmt, stream=sys.stdout,
+                                        err=err))
 
-    app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs, status.")
+    app.add_typer(contract_app, name="contract", help="Reporting contracts: check, publish, diff, docs, status.",
+                  cls=_Group)
 
 
 def _estate_contract_problems(contracts) -> list[str]:
@@ -63,10 +89,9 @@ def _estate_contract_problems(contracts) -> list[str]:
     return problems
 
 
-_mount_contract_app()
-
-console = Console()
-err = Console(stderr=True)
+console = make_console()
+err = make_console(stderr=True, soft_wrap=True)
+"""Rebuilt for each invocation (`_main`): terminal, width (COLUMNS) and NO_COLOR are those of the run."""
 log = logging.getLogger("reporting")
 
 _state: dict = {"verbose": False, "estate": None, "settings": None}
@@ -84,6 +109,8 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Print err
           estate: str = typer.Option(None, "--estate", "-e", metavar="FILE",
                                      help="Estate file (default: REPORTING_ESTATE, else the bundled reporting.yaml).")
           ) -> None:
+    global console, err
+    console, err = make_console(), make_console(stderr=True, soft_wrap=True)  # an error stays one line
     _state["verbose"] = verbose
     _state["estate"] = estate
     _state["settings"] = None
@@ -113,6 +140,13 @@ def friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except typer.Exit:
             raise
+        except typer.Abort as exc:  # a declined confirmation, Ctrl-D at a prompt: not an error to log
+            err.print("aborted", highlight=False, markup=False)
+            raise typer.Exit(1) from exc
+        except BrokenPipeError as exc:  # `reporting status --format csv | head`: the reader has all it wants
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            raise typer.Exit(1) from exc
         except Exception as exc:
             detail = getattr(exc, "detail", "")
             log.error("%s failed: %s\n%s", fn.__name__, exc, detail, exc_info=True)
@@ -128,6 +162,14 @@ def friendly(fn: Callable) -> Callable:
 
 def _say(msg: str) -> None:
     console.print(msg, highlight=False)
+
+
+def _note(msg: str, fmt: Format) -> None:
+    """A line beside the rows: on stdout with a table, on stderr with csv/json (stdout stays parseable)."""
+    (console if fmt is Format.table else err).print(msg, highlight=False, soft_wrap=True)
+
+
+_mount_contract_app()
 
 
 # --------------------------------------------------------------------------- stack
@@ -179,15 +221,15 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 @friendly
-def stack_status() -> None:
+def stack_status(fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
     """Health of each component; exit 1 if any is down."""
     from pipelines.stack.manager import Stack
 
     rows = Stack(_settings()).status()
-    t = Table("component", "state", "where")
-    for h in rows:
-        t.add_row(h.component, "[green]up[/]" if h.up else "[red]down[/]", h.detail)
-    console.print(t)
+    view = View(["component", "state", "where"],
+                lambda r: [r[0], Text("up", style="green") if r[1] else Text("down", style="red"), r[2]])
+    write_rows(["component", "up", "detail"], [(h.component, h.up, h.detail) for h in rows], fmt, sys.stdout,
+               view=view, console=console)
     if not all(h.up for h in rows):
         raise typer.Exit(1)
 
@@ -199,8 +241,9 @@ def stack_reset(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) ->
     from pipelines.stack.manager import Stack
 
     stack = Stack(_settings())
-    if not yes:
-        typer.confirm(f"delete all data under {stack.settings.state_dir} (jars kept)?", abort=True)
+    if not yes and not typer.confirm(f"delete all data under {stack.settings.state_dir} (jars kept)?"):
+        err.print("aborted", highlight=False, markup=False)
+        raise typer.Exit(1)
     stack.down(say=_say)
     stack.wipe()
     _say("[green]state reset[/]")
@@ -218,26 +261,29 @@ def connectors_apply() -> None:
 
 @connectors_app.command("status")
 @friendly
-def connectors_status() -> None:
-    """State of each connector and its tasks; exit 1 unless all are RUNNING."""
+def connectors_status(fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
+    """State of each connector and its tasks; exit 1 unless all are RUNNING (csv/json: the whole trace)."""
     from pipelines.connect.client import client_for, estate_connectors
 
     settings = _settings()
     client = client_for(settings)
-    t = Table("connector", "state", "tasks", "trace")
+    rows = []
     ok = True
     for spec in estate_connectors(settings.estate):
         name = spec["name"]
         st = client.status(name)
         ok &= st.running
-        t.add_row(name, st.state, ", ".join(f"{i}:{s}" for i, s in st.tasks),
-                  (st.trace.strip().splitlines() or [""])[0][:80])
-    console.print(t)
+        rows.append((name, st.state, [{"id": i, "state": s} for i, s in st.tasks], st.trace or ""))
+    view = View(["connector", "state", "tasks", "trace (first line)"],
+                lambda r: [r[0], r[1], ", ".join(f"{t['id']}:{t['state']}" for t in r[2]),
+                           (r[3].strip().splitlines() or [""])[0]])
+    write_rows(["connector", "state", "tasks", "trace"], rows, fmt, sys.stdout, view=view, console=console)
     if not ok:
         raise typer.Exit(1)
 
 
-service_app = typer.Typer(help="Services of the estate: add one by files, no code.", no_args_is_help=True)
+service_app = typer.Typer(help="Services of the estate: add one by files, no code.", no_args_is_help=True,
+                          cls=_Group)
 app.add_typer(service_app, name="service")
 
 
@@ -339,30 +385,62 @@ def ingest(
                  faults=parse_fault_points(os.environ.get(FAULT_ENV, "")), say=_say, planners=planners)
 
 
-dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: events that could not be applied.", no_args_is_help=True, cls=_Group)
 app.add_typer(dlq_app, name="dlq")
+
+
+def _dead_letter_filter(settings: Settings, backend, name: str | None) -> list[str | None]:
+    """What `dlq --table NAME` selects: [None] for every dead letter, else the names to filter by.
+
+    Like `reconcile --table`: a contract table (`orders`) stands for each of its versions; otherwise NAME
+    must be a physical contract table, a source table or a topic of the estate's projections, or be named
+    by a stored dead letter (a retired table, a topic without projection). Anything else is an error."""
+    if name is None:
+        return [None]
+    from pipelines.contract.model import load_contracts
+    from pipelines.projection import load_estate_projections
+
+    contracts = load_contracts(settings.estate.contracts)
+    physical = {c.physical_name for c in contracts}
+    versions = sorted(c.physical_name for c in contracts if c.table == name)
+    if versions and name not in physical:
+        return versions
+    projections = load_estate_projections(settings.estate)
+    if name in physical | {tp.source_table for tp in projections.values()} | set(projections):
+        return [name]
+    stored = backend.query("SELECT DISTINCT target_table, source_table, topic FROM _pipeline.dead_letters")
+    if any(name in row for row in stored):
+        return [name]
+    raise ValueError(f"unknown table {name!r}: no contract table, source table or topic of "
+                     f"{settings.estate.path.name} has that name (contract tables: "
+                     f"{', '.join(sorted({c.table for c in contracts}))})")
 
 
 @dlq_app.command("list")
 @friendly
 def dlq_list(table: str = typer.Option(None, help="Only this contract table, source table or topic."),
              all_: bool = typer.Option(False, "--all", help="Include replayed ones."),
-             limit: int = typer.Option(50, help="Show at most this many.")) -> None:
+             limit: int = typer.Option(50, help="Show at most this many."),
+             fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
     """Pending dead letters with topic/partition/offset, stage and reason."""
     from pipelines.apply.dead_letters import list_dead_letters
     from pipelines.apply.runner import open_backend
 
-    backend = open_backend(_settings())
+    settings = _settings()
+    backend = open_backend(settings)
     try:
-        rows = list_dead_letters(backend, table, include_replayed=all_, limit=limit)
+        selected = _dead_letter_filter(settings, backend, table)
+        rows = sorted((d for name in selected
+                       for d in list_dead_letters(backend, name, include_replayed=all_, limit=limit)),
+                      key=lambda d: d.id)[:limit]
     finally:
         backend.close()
-    t = Table("id", "topic[partition]@offset", "stage", "table", "retries", "reason")
-    for d in rows:
-        t.add_row(str(d.id), f"{d.topic}[{d.partition}]@{d.offset}", d.stage, d.target_table or "", str(d.retries),
-                  d.reason[:120])
-    console.print(t)
-    _say(f"{len(rows)} dead letter(s) shown")
+    columns = ["id", "topic", "partition", "offset", "stage", "table", "retries", "reason", "first_seen_at"]
+    view = View(["id", "topic[partition]@offset", "stage", "table", "retries", "reason"],
+                lambda r: [str(r[0]), f"{r[1]}[{r[2]}]@{r[3]}", r[4], r[5], r[6], r[7]], frozenset({"retries"}))
+    write_rows(columns, [(d.id, d.topic, d.partition, d.offset, d.stage, d.target_table, d.retries, d.reason,
+                          d.first_seen_at) for d in rows], fmt, sys.stdout, view=view, console=console)
+    _note(f"{len(rows)} dead letter(s) shown", fmt)
 
 
 @dlq_app.command("replay")
@@ -370,14 +448,19 @@ def dlq_list(table: str = typer.Option(None, help="Only this contract table, sou
 def dlq_replay(table: str = typer.Option(None, help="Only this contract table, source table or topic."),
                group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group).")) -> None:
     """Re-apply pending dead letters with the current projections and contracts."""
-    from pipelines.apply.dead_letters import replay
+    from pipelines.apply.dead_letters import ReplayResult, replay
     from pipelines.apply.runner import load_parts, open_backend
 
-    parts = load_parts(_settings().estate)
-    backend = open_backend(_settings())
+    settings = _settings()
+    parts = load_parts(settings.estate)
+    backend = open_backend(settings)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
-        res = replay(backend, parts, group or _settings().estate.pipeline.consumer_group, table)
+        res = ReplayResult(0, 0, 0, 0)
+        for name in _dead_letter_filter(settings, backend, table):
+            one = replay(backend, parts, group or settings.estate.pipeline.consumer_group, name)
+            res = ReplayResult(res.attempted + one.attempted, res.replayed + one.replayed,
+                               res.still_failing + one.still_failing, res.rows + one.rows)
     finally:
         backend.close()
     _say(f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
@@ -388,7 +471,9 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
 
 @app.command("status")
 @friendly
-def status(group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group).")) -> None:
+def status(group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group)."),
+           fmt: Format = typer.Option(Format.table, "--format",
+                                      help=FORMAT_HELP + " json: {tables, lags, slots, events}.")) -> None:
     """Per contract table: rows, freshness vs objective, dead letters, last error; lag per partition; events/s."""
     from pipelines.apply.runner import load_parts, open_backend
     from pipelines.apply.status import events_per_second, partition_lags, table_statuses
@@ -404,54 +489,75 @@ def status(group: str = typer.Option(None, help="Kafka consumer group (default: 
         stored = backend.stored_offsets(group)
     finally:
         backend.close()
-    t = Table("contract table", "live rows", "freshness", "objective", "dead letters", "last error")
-    for ts in tables:
-        fresh = "never" if ts.freshness_s is None else f"{ts.freshness_s:,.0f}s"
-        style = "green" if ts.fresh else "yellow"
-        t.add_row(ts.physical_name, f"{ts.rows:,}", f"[{style}]{fresh}[/]", f"{ts.objective_s}s",
-                  str(ts.dead_letters), (ts.last_error or "")[:60])
-    console.print(t)
+    sections: dict[str, Section] = {}
+
+    def show(name: str, section: Section) -> None:  # a table as soon as it is known; csv/json at the end
+        sections[name] = section
+        if fmt is Format.table:
+            write_tables({name: section}, fmt, sys.stdout, console=console)
+
+    def freshness(r) -> Text:
+        return Text("never" if r[2] is None else f"{r[2]:,.0f}s", style="green" if r[3] else "yellow")
+
+    show("tables", Section(
+        ["contract_table", "live_rows", "freshness_s", "fresh", "objective_s", "dead_letters", "last_error"],
+        [(ts.physical_name, ts.rows, ts.freshness_s, ts.fresh, ts.objective_s, ts.dead_letters, ts.last_error)
+         for ts in tables],
+        view=View(["contract table", "live rows", "freshness", "objective", "dead letters", "last error"],
+                  lambda r: [r[0], r[1], freshness(r), f"{r[4]}s", r[5], r[6]],
+                  frozenset({"live rows", "freshness", "objective", "dead letters"}))))
     try:
         from pipelines.kafka.security import client_config
 
         lags = partition_lags(stored, client_config(settings))
     except Exception as exc:  # noqa: BLE001 - Kafka down is a status, not a crash
         lags = partition_lags(stored, None)
-        _say(f"[yellow]Kafka not reachable ({exc.__class__.__name__}): lag unknown[/]")
-    lt = Table("topic", "partition", "next offset", "end offset", "lag")
-    for pl in lags:
-        lt.add_row(pl.topic, str(pl.partition), f"{pl.next_offset:,}",
-                   "?" if pl.end_offset is None else f"{pl.end_offset:,}", "?" if pl.lag is None else f"{pl.lag:,}")
-    console.print(lt)
-    _say(f"events/s over the last minute: {rate:,.1f}")
+        _note(f"[yellow]Kafka not reachable ({exc.__class__.__name__}): lag unknown[/]", fmt)
+    show("lags", Section(
+        ["topic", "partition", "next_offset", "end_offset", "lag"],
+        [(pl.topic, pl.partition, pl.next_offset, pl.end_offset, pl.lag) for pl in lags],
+        view=View(["topic", "partition", "next offset", "end offset", "lag"],
+                  lambda r: [r[0], str(r[1]), r[2], "?" if r[3] is None else r[3], "?" if r[4] is None else r[4]],
+                  frozenset({"partition", "next offset", "end offset", "lag"}))))
+    _note(f"events/s over the last minute: {rate:,.1f}", fmt)
     from pipelines.apply.slots import slot_statuses
 
     slots, problems = slot_statuses(settings)
     for problem in problems:  # a source down is a status line, not a crash
-        _say(f"[yellow]replication slot unknown: {problem}[/]")
+        _note(f"[yellow]replication slot unknown: {escape(problem)}[/]", fmt)
     threshold = int(settings.estate.pipeline.wal_warn_mb * 2**20)
-    for slot in slots:
-        warning = slot.warning(threshold)
-        if warning:
-            _say(f"[bold yellow]warning:[/] {warning}")
-        else:
-            _say(f"slot {slot.service}/{slot.slot}: {'active' if slot.active else 'inactive'}, "
-                 f"{slot.retained_bytes / 2**20:,.1f} MB WAL retained")
+
+    def slot_state(r) -> Text:  # the warning when the slot retains too much WAL
+        return Text(r[4], style="bold yellow") if r[4] else Text("active" if r[2] else "inactive")
+
+    slot_rows = [(sl.service, sl.slot, sl.active, sl.retained_bytes, sl.warning(threshold)) for sl in slots]
+    slot_section = Section(["service", "slot", "active", "retained_bytes", "warning"], slot_rows,
+                           view=View(["service", "slot", "WAL retained", "state"],
+                                     lambda r: [r[0], r[1], f"{r[3] / 2**20:,.1f} MB", slot_state(r)],
+                                     frozenset({"WAL retained"})))
+    if slot_rows or fmt is not Format.table:
+        show("slots", slot_section)
+    sections["events"] = Section(["consumer_group", "window_s", "events_per_second"], [(group, 60, rate)])
+    if fmt is not Format.table:
+        write_tables(sections, fmt, sys.stdout)
 
 
 @app.command("reconcile")
 @friendly
 def reconcile(table: list[str] = typer.Option(None, "--table", "-t",
                                               help="Contract table (orders = every live major, or orders_v2)."),
-              show: int = typer.Option(10, help="Differences shown per kind (counts are always complete).")) -> None:
+              show: int = typer.Option(10, help="Differences shown per kind (counts are always complete)."),
+              fmt: Format = typer.Option(Format.table, "--format",
+                                         help=FORMAT_HELP + " json: {tables, differences}.")) -> None:
     """Compare every contract table with its source (same projection); exit 1 on any difference."""
     from pipelines.reconcile.render import reconcile_command
 
-    raise typer.Exit(reconcile_command(_settings(), table or None, show))
+    raise typer.Exit(reconcile_command(_settings(), table or None, show, console=console, fmt=fmt,
+                                       stream=sys.stdout, err=err))
 
 
 bench_app = typer.Typer(help="Benchmarks (never part of the test run): results go to bench/results/.",
-                        no_args_is_help=True)
+                        no_args_is_help=True, cls=_Group)
 app.add_typer(bench_app, name="bench")
 
 
@@ -474,6 +580,38 @@ def bench_apply_cmd(
                 say=_say, planners=tuple(planners or (0, 2)), reps=reps)
 
 
+@app.command("run")
+@friendly
+def run_job_cmd(job: str = typer.Argument(None, help="Dagster job (omit to list them).")) -> None:
+    """Run a Dagster job in the project's instance (the UI shows the run).
+
+    E.g. ingest_job, dbt_build_job, reconcile_job; without a name, list the jobs. The run, its
+    materializations and check results land in the instance `reporting ui` serves."""
+    from pipelines.dagster_runs import job_names, run_job
+
+    if not job:
+        for name in job_names(_settings()):
+            _say(name)
+        return
+    if not run_job(_settings(), job, say=_say):
+        raise typer.Exit(1)
+
+
+@app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def dbt_cmd(ctx: typer.Context,
+            command: str = typer.Argument(..., help="dbt command: build, run, test, source, compile, ls, ...")) -> None:
+    """Run dbt on the estate's dbt project and reporting database.
+
+    The profile variables come from the estate (target = its reporting backend). Extra arguments go to
+    dbt, e.g. `reporting dbt build --select marts`."""
+    from pipelines.dbt_cli import run_dbt
+
+    code = run_dbt(_settings(), command, list(ctx.args))
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("ui")
 @friendly
 def ui(stop: bool = typer.Option(False, "--stop", help="Stop the webserver and daemon instead.")) -> None:
@@ -481,7 +619,8 @@ def ui(stop: bool = typer.Option(False, "--stop", help="Stop the webserver and d
     from pipelines.ui import start_ui, stop_ui
 
     if stop:
-        stop_ui(_settings(), say=_say)
+        if not stop_ui(_settings(), say=_say):
+            _say("the Dagster UI was not running: nothing to stop")
     else:
         start_ui(_settings(), say=_say)
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from pipelines.output import renderable
 from pipelines.settings import Settings
 
 
@@ -32,27 +28,23 @@ def _contract_counts(settings: Settings) -> list[tuple[str, int, int]]:
         backend.close()
 
 
-def run_dbt(settings: Settings, say: Callable[[str], None]) -> None:
-    from pipelines.defs.dbt import dbt_env
+def _events_in_last_ingest(settings: Settings) -> int:
+    """Events the latest ingest run applied (metadata of a contract table's materialization)."""
+    import dagster as dg
 
-    DBT_DIR = settings.estate.dbt_project
+    from pipelines.dagster_runs import project_instance
+    from pipelines.defs.ingest import contract_asset_key, live_contracts
 
-    env = {**os.environ, **dbt_env(settings)}
-    target = "postgres" if settings.backend == "postgres" else "duckdb"
-    dbt = str(Path(sys.executable).with_name("dbt"))
-    say(f"dbt build --target {target} ...")
-    res = subprocess.run([dbt, "build", "--target", target, "--project-dir", str(DBT_DIR), "--profiles-dir",
-                          str(DBT_DIR)], env=env, cwd=DBT_DIR, capture_output=True, text=True)
-    summary = [ln for ln in res.stdout.splitlines() if "Done. PASS=" in ln or "ERROR" in ln]
-    if res.returncode != 0:
-        raise RuntimeError(f"dbt build failed: {summary[-1] if summary else res.stdout[-300:]}")
-    say(summary[-1].split("|")[-1].strip() if summary else "dbt build ok")
+    with project_instance(settings) as instance:
+        event = instance.get_latest_materialization_event(contract_asset_key(live_contracts(settings.estate)[0]))
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    value = meta.get("events_in_run")
+    return int(value.value) if isinstance(value, dg.IntMetadataValue) else 0
 
 
 def run_demo(settings: Settings, duration: float, rate: float, seed: int, say: Callable[[str], None],
              console: Console) -> None:
     from estate import simulator
-    from pipelines.apply.runner import run_pipeline
     from pipelines.stack.bootstrap import apply_connectors, create_service_schemas, service_urls
     from pipelines.stack.manager import Stack
 
@@ -66,21 +58,26 @@ def run_demo(settings: Settings, duration: float, rate: float, seed: int, say: C
     report = simulator.run(service_urls(stack), rate=rate, duration=duration, seed=seed)
     say(report.summary())
 
-    say("[bold]3/5 pipeline[/]: ingest until caught up")
+    # steps 3 and 4 run as Dagster jobs in the project's instance, so `reporting ui` shows these runs,
+    # the contract tables' and marts' materializations and their checks
+    from pipelines.dagster_runs import run_job
+    from pipelines.defs.jobs import DBT_JOB, INGEST_JOB
+
+    say(f"[bold]3/5 pipeline[/]: Dagster {INGEST_JOB} until caught up")
     quiet_rounds, deadline = 0, time.monotonic() + 300
     while quiet_rounds < 2 and time.monotonic() < deadline:
-        stats = run_pipeline(settings=settings, until_caught_up=True, say=say, install_signals=False)
-        quiet_rounds = quiet_rounds + 1 if stats.events == 0 else 0
+        if not run_job(settings, INGEST_JOB, say=say):
+            raise RuntimeError(f"{INGEST_JOB} failed: `reporting ui` shows the run and its logs")
+        quiet_rounds = quiet_rounds + 1 if _events_in_last_ingest(settings) == 0 else 0
         time.sleep(2)
 
-    say("[bold]4/5 dbt[/]")
-    run_dbt(settings, say)
+    say(f"[bold]4/5 dbt[/]: Dagster {DBT_JOB}")
+    if not run_job(settings, DBT_JOB, say=say):
+        raise RuntimeError(f"{DBT_JOB} failed: `reporting ui` shows the run and its logs")
 
     say("[bold]5/5 report[/]")
-    t = Table("contract table", "live rows", "soft-deleted", title="reporting.* (the public contract)")
-    for name, alive, dead in _contract_counts(settings):
-        t.add_row(name, f"{alive:,}", f"{dead:,}")
-    console.print(t)
+    console.print(renderable(["contract_table", "live_rows", "soft_deleted"], _contract_counts(settings),
+                             title="reporting.* (the public contract)"))
     print_mart(settings, console)
 
 
@@ -93,10 +90,7 @@ def print_mart(settings: Settings, console: Console) -> None:
         cols = [d for d in _columns(backend, "marts", "fct_daily_revenue")]
     finally:
         backend.close()
-    t = Table(*cols, title="marts.fct_daily_revenue (latest days)")
-    for r in rows:
-        t.add_row(*[str(v) for v in r])
-    console.print(t)
+    console.print(renderable(cols, rows, title="marts.fct_daily_revenue (latest days)"))
 
 
 def _columns(backend, schema: str, table: str) -> list[str]:

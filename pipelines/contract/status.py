@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pipelines.contract.ddl import qualified_name
 from pipelines.contract.model import Contract
 
-__all__ = ["ContractStatus", "TableFacts", "build_status", "contract_status", "read_facts", "render_status",
-           "status_command"]
+__all__ = ["COLUMNS", "ContractStatus", "TableFacts", "build_status", "contract_status", "read_facts",
+           "render_status", "status_command", "status_rows"]
 
 
 @dataclass(frozen=True)
@@ -146,49 +146,70 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.0f}d"
 
 
-def render_status(statuses: Iterable[ContractStatus]):
-    """A rich table: one line per contract version."""
-    from rich.table import Table
+COLUMNS = ("table", "version", "owner_service", "status", "deprecation_date", "days_to_deprecation", "exists",
+           "live_rows", "deleted_rows", "newest_source_ts", "last_applied_at", "age_seconds",
+           "freshness_objective_seconds", "freshness", "last_error")
+"""Stable column names of `contract status --format csv|json` (the fields of ContractStatus)."""
+
+
+def status_rows(statuses: Iterable[ContractStatus]) -> list[tuple]:
+    """One row of raw values per contract version, in COLUMNS order."""
+    return [tuple(getattr(s, c) for c in COLUMNS) for s in statuses]
+
+
+def _cells(row) -> list:
     from rich.text import Text
 
-    table = Table(title="Reporting contracts", title_justify="left")
-    for name, justify in (("table", "left"), ("version", "left"), ("owner", "left"), ("status", "left"),
-                          ("deprecation", "left"), ("live rows", "right"), ("newest _source_ts", "left"),
-                          ("age", "right"), ("objective", "right"), ("freshness", "left")):
-        table.add_column(name, justify=justify)
+    s = dict(zip(COLUMNS, row, strict=True))
     colours = {"fresh": "green", "stale": "bold red", "unknown": "yellow", "missing": "bold red"}
-    for s in statuses:
-        status = Text(s.status, style="yellow" if s.status == "deprecated" else "red" if s.status == "retired" else "")
-        deprecation = ""
-        if s.deprecation_date:
-            left = s.days_to_deprecation
-            deprecation = f"{s.deprecation_date} ({left} days left)" if left >= 0 else \
-                f"{s.deprecation_date} (passed {-left} days ago)"
-        rows = "" if s.live_rows is None else f"{s.live_rows:,}"
-        if s.deleted_rows:
-            rows += f" (+{s.deleted_rows:,} deleted)"
-        newest = s.newest_source_ts.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if s.newest_source_ts else ""
-        fresh = Text(s.freshness + (" (last error)" if s.last_error else ""), style=colours[s.freshness])
-        table.add_row(s.table, s.version, s.owner_service, status, deprecation, rows, newest, _age(s.age_seconds),
-                      _age(s.freshness_objective_seconds), fresh)
-    return table
+    status = Text(s["status"], style="yellow" if s["status"] == "deprecated" else
+                  "red" if s["status"] == "retired" else "")
+    deprecation = ""
+    if s["deprecation_date"]:
+        left = s["days_to_deprecation"]
+        deprecation = f"{s['deprecation_date']} ({left} days left)" if left >= 0 else \
+            f"{s['deprecation_date']} (passed {-left} days ago)"
+    rows = "" if s["live_rows"] is None else f"{s['live_rows']:,}"
+    if s["deleted_rows"]:
+        rows += f" (+{s['deleted_rows']:,} deleted)"
+    newest = s["newest_source_ts"]
+    newest = newest.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if newest else ""
+    fresh = Text(s["freshness"] + (" (last error)" if s["last_error"] else ""), style=colours[s["freshness"]])
+    return [s["table"], s["version"], s["owner_service"], status, deprecation, rows, newest, _age(s["age_seconds"]),
+            _age(s["freshness_objective_seconds"]), fresh]
 
 
-def status_command(settings, console=None) -> int:
-    """`reporting contract status`: print the table; 0, or 2 when the reporting database cannot be opened.
+def render_status(statuses: Iterable[ContractStatus]):
+    """A rich renderable: one line per contract version (a block per version when the width is too small;
+    values are never cut)."""
+    from pipelines.output import View, renderable
+
+    view = View(["table", "version", "owner", "status", "deprecation", "live rows", "newest _source_ts", "age",
+                 "objective", "freshness"], _cells, frozenset({"live rows", "age", "objective"}))
+    return renderable(COLUMNS, status_rows(statuses), title="Reporting contracts", view=view)
+
+
+def status_command(settings, console=None, fmt="table", stream=None, err=None) -> int:
+    """`reporting contract status`: print the table (on `console`) or csv/json records (on `stream`,
+    default stdout); 0, or 2 when the reporting database cannot be opened.
 
     Informational: stale or missing tables do not change the exit code (freshness checks and
     `reporting reconcile` are the gates)."""
-    from rich.console import Console
+    import sys
+
     from rich.text import Text
 
+    from pipelines.output import Format, make_console, write_rows
     from pipelines.reconcile.run import ReconcileError
 
-    console = console or Console(soft_wrap=True, highlight=False)
+    fmt = Format(getattr(fmt, "value", fmt))
     try:
-        statuses = contract_status()
+        statuses = contract_status(settings)
     except ReconcileError as exc:
-        Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"error: {exc}", style="bold red"))
+        (err or make_console(stderr=True, soft_wrap=True)).print(Text(f"error: {exc}", style="bold red"))
         return 2
-    console.print(render_status(statuses))
+    if fmt is Format.table:
+        (console or make_console()).print(render_status(statuses))
+    else:
+        write_rows(COLUMNS, status_rows(statuses), fmt, stream or sys.stdout)
     return 0

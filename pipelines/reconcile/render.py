@@ -1,35 +1,67 @@
-"""Rich output of a reconciliation, and the one-call entry point for `reporting reconcile`."""
+"""Output of a reconciliation (rich for people, csv/json records for programs), and the one-call entry
+point for `reporting reconcile`."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
+from pipelines.output import Format, Section, View, make_console, renderable, write_tables
 from pipelines.reconcile.diff import KINDS, TableReconciliation
 
-__all__ = ["reconcile_command", "render"]
+__all__ = ["reconcile_command", "records", "render"]
 
 _STYLE = {"ok": "green", "differences": "bold red", "error": "bold red", "skipped": "yellow"}
 
+TABLE_COLUMNS = ("table", "source_table", "status", "source_rows", "reporting_rows", *KINDS, "differences",
+                 "seconds", "error", "skipped")
+DIFFERENCE_COLUMNS = ("table", "kind", "key", "columns", "reason")
 
-def _summary(results: Sequence[TableReconciliation]) -> Table:
-    table = Table(title="Reconciliation: contract tables vs. their sources", title_justify="left")
-    table.add_column("table")
-    table.add_column("source")
-    for name in ("source rows", "reporting rows", *KINDS, "seconds"):
-        table.add_column(name, justify="right")
-    table.add_column("status")
+
+def _table_rows(results: Sequence[TableReconciliation]) -> list[tuple]:
+    rows = []
     for r in results:
-        if r.error is not None or r.skipped is not None:
-            table.add_row(r.table, r.source_table, *[""] * 7, Text(r.status, style=_STYLE[r.status]))
-            continue
-        counts = [Text(f"{getattr(r, k):,}", style="bold red" if getattr(r, k) else "") for k in KINDS]
-        table.add_row(r.table, r.source_table, f"{r.source_rows:,}", f"{r.reporting_rows:,}", *counts,
-                      f"{r.seconds:.1f}", Text(r.status, style=_STYLE[r.status]))
-    return table
+        compared = r.error is None and r.skipped is None
+        counts = [getattr(r, k) if compared else None for k in KINDS]
+        rows.append((r.table, r.source_table, r.status, r.source_rows if compared else None,
+                     r.reporting_rows if compared else None, *counts, r.differences if compared else None,
+                     round(r.seconds, 3) if compared else None, r.error, r.skipped))
+    return rows
+
+
+def records(results: Sequence[TableReconciliation]) -> dict[str, Section]:
+    """`tables`: one record per contract table (counts complete); `differences`: one per sampled difference,
+    its key as {column: value} and, for different rows, the columns with expected and stored values."""
+    differences = []
+    for r in results:
+        for kind in KINDS:
+            for d in r.samples(kind):
+                differences.append((r.table, kind, dict(d.key),
+                                    [{"column": c.column, "expected": c.expected, "stored": c.actual}
+                                     for c in d.columns], d.reason or None))
+    return {"tables": Section(TABLE_COLUMNS, _table_rows(results)),
+            "differences": Section(DIFFERENCE_COLUMNS, differences)}
+
+
+def _summary(results: Sequence[TableReconciliation]) -> RenderableType:
+    """The counts table; values are never cut (narrow terminals get one block per table)."""
+    kinds = len(KINDS)
+
+    def cells(row: Sequence) -> list:
+        table, source, status, source_rows, reporting_rows = row[:5]
+        counts, seconds = row[5:5 + kinds], row[6 + kinds]
+        return [table, source, source_rows, reporting_rows,
+                *[Text("" if n is None else f"{n:,}", style="bold red" if n else "") for n in counts],
+                "" if seconds is None else f"{seconds:.1f}", Text(status, style=_STYLE[status])]
+
+    numeric = ("source rows", "reporting rows", *KINDS, "seconds")
+    view = View(["table", "source", *numeric, "status"], cells, frozenset(numeric))
+    return renderable(TABLE_COLUMNS, _table_rows(results), title="Reconciliation: contract tables vs. their sources",
+                      view=view)
 
 
 def _details(r: TableReconciliation) -> list[RenderableType]:
@@ -74,16 +106,22 @@ def render(results: Sequence[TableReconciliation]) -> RenderableType:
     return Group(*parts)
 
 
-def reconcile_command(settings, tables: list[str] | None = None, show: int = 10, console: Console | None = None) -> int:
-    """Run `reporting reconcile [--table T ...] [--show N]`: print the report, return the exit code
-    (0 no difference, 1 differences, 2 could not reconcile)."""
+def reconcile_command(settings, tables: list[str] | None = None, show: int = 10, console: Console | None = None,
+                      fmt: Format | str = Format.table, stream: TextIO | None = None,
+                      err: Console | None = None) -> int:
+    """Run `reporting reconcile [--table T ...] [--show N] [--format F]`: print the report (table: on
+    `console`; csv/json: records on `stream`, default stdout), return the exit code (0 no difference,
+    1 differences, 2 could not reconcile)."""
     from pipelines.reconcile.run import ReconcileError, exit_code, reconcile
 
-    console = console or Console(soft_wrap=True, highlight=False)
+    fmt = Format(getattr(fmt, "value", fmt))
     try:
         results = reconcile(settings, tables or None, show)
     except ReconcileError as exc:
-        Console(stderr=True, soft_wrap=True, highlight=False).print(Text(f"error: {exc}", style="bold red"))
+        (err or make_console(stderr=True, soft_wrap=True)).print(Text(f"error: {exc}", style="bold red"))
         return 2
-    console.print(render(results))
+    if fmt is Format.table:
+        (console or make_console()).print(render(results))
+    else:
+        write_tables(records(results), fmt, stream or sys.stdout)
     return exit_code(results)
