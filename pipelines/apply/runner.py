@@ -105,11 +105,15 @@ def planner_processes(value: int | None, settings: Settings) -> int:
 
 def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
     from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
 
-    from pipelines.kafka.security import client_security
+    from pipelines.kafka.security import bootstrap_error, client_security
 
-    producer = KafkaProducer(bootstrap_servers=list(settings.estate.kafka.bootstrap_servers), acks="all",
-                             linger_ms=20, max_request_size=4 * 1024 * 1024, **client_security(settings))
+    try:
+        producer = KafkaProducer(bootstrap_servers=list(settings.estate.kafka.bootstrap_servers), acks="all",
+                                 linger_ms=20, max_request_size=4 * 1024 * 1024, **client_security(settings))
+    except KafkaTimeoutError as exc:
+        raise bootstrap_error(settings, exc) from exc
 
     def send(batch: ApplyBatch) -> None:
         for dl in batch.dead_letters:
@@ -149,9 +153,16 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
     backend = open_backend(settings, wait_s=pipeline.open_wait_s, say=say)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
-        consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
-                                  lambda: backend.stored_offsets(group), max_records=max_records,
-                                  security=client_security(settings))
+        from kafka.errors import KafkaTimeoutError
+
+        from pipelines.kafka.security import bootstrap_error
+
+        try:
+            consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
+                                      lambda: backend.stored_offsets(group), max_records=max_records,
+                                      security=client_security(settings))
+        except KafkaTimeoutError as exc:
+            raise bootstrap_error(settings, exc) from exc
         # long-lived objects (compiled projections, contracts, client state) leave the GC's view;
         # batches allocate millions of short-lived objects, so collect young generations less often
         import gc

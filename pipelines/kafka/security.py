@@ -31,3 +31,20 @@ def client_config(settings) -> dict[str, Any]:
 def as_client_kwargs(client: str | dict[str, Any]) -> dict[str, Any]:
     """A bootstrap string (tests, the local stack) or a `client_config` dict → client keyword arguments."""
     return dict(client) if isinstance(client, dict) else {"bootstrap_servers": client}
+
+
+class KafkaUnavailable(RuntimeError):
+    """Kafka could not be reached or refused our credentials; the message names brokers and login."""
+
+
+def bootstrap_error(settings, exc: BaseException) -> KafkaUnavailable:
+    """One readable line for a client that could not bootstrap (kafka-python retries an authentication
+    failure until its bootstrap timeout, then reports only a timeout)."""
+    sec = settings.estate.kafka.security
+    servers = settings.estate.kafka.bootstrap
+    if sec.protocol.startswith("SASL_"):
+        login = (f"SASL {sec.sasl_mechanism} authentication as {sec.username!r} failed or the brokers are down "
+                 f"(check kafka.security.password: {sec.password.describe() if sec.password else 'not set'})")
+    else:
+        login = "the brokers are down or not reachable from here (plaintext; is kafka.security needed?)"
+    return KafkaUnavailable(f"Kafka {servers}: {login}; {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")

@@ -67,7 +67,7 @@ def _summary(results: Sequence[TableReconciliation]) -> RenderableType:
 def _details(r: TableReconciliation) -> list[RenderableType]:
     out: list[RenderableType] = []
     if r.error is not None:
-        out.append(Text.assemble((f"{r.table}: ", "bold"), (r.error, "red")))
+        out.append(Text.assemble((f"{r.table}: ", "bold"), ("could not be reconciled (see the error above)", "red")))
         return out
     if r.skipped is not None:
         out.append(Text.assemble((f"{r.table}: ", "bold"), (f"skipped, {r.skipped}", "yellow")))
@@ -120,6 +120,11 @@ def reconcile_command(settings, tables: list[str] | None = None, show: int = 10,
     except ReconcileError as exc:
         (err or make_console(stderr=True, soft_wrap=True)).print(Text(f"error: {exc}", style="bold red"))
         return 2
+    # one `error:` line per distinct problem (a source that cannot be reached fails each of its tables
+    # with the same reason), on stderr; the report keeps the per-table status
+    errors = make_console(stderr=True, soft_wrap=True) if err is None else err
+    for reason in dict.fromkeys(r.error for r in results if r.error is not None):
+        errors.print(Text(f"error: {reason}", style="bold red"))
     if fmt is Format.table:
         (console or make_console()).print(render(results))
     else:

@@ -172,8 +172,10 @@ def reconcile_tables(projections: Mapping[str, TableProjection], contracts: Mapp
                     log.debug("cannot connect to %s", tp.service, exc_info=True)
                     source = sources[tp.service] = exc
             if isinstance(source, BaseException):
-                results += [TableReconciliation(n, _source_label(tp), error=f"cannot connect to the {tp.service} "
-                                                f"database: {_one_line(source)}") for n in names]
+                # a ReconcileError already names the service, address and user in one line
+                reason = (str(source) if isinstance(source, ReconcileError)
+                          else f"cannot connect to the {tp.service} database: {_one_line(source)}")
+                results += [TableReconciliation(n, _source_label(tp), error=reason) for n in names]
                 continue
             try:
                 results += _reconcile_group(tp, names, contracts, backend, source, show, batch)

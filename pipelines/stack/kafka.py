@@ -18,6 +18,7 @@ not offered by the local broker.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import shutil
 import uuid
@@ -64,14 +65,19 @@ def _prop_value(value: str) -> str:
     return "\\" + out if out.startswith((" ", "\t")) else out
 
 
-def _write_props(path: Path, props: dict[str, str]) -> Path:
-    """Write a .properties file readable only by its owner (it may hold the broker's JAAS passwords)."""
+def _write_private(path: Path, text: str) -> Path:
+    """Write a file readable only by its owner (mode 0600, also when it existed with a wider one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        os.fchmod(fh.fileno(), 0o600)  # also when the file existed with a wider mode
-        fh.write("".join(f"{k}={_prop_value(v)}\n" for k, v in props.items()))
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(text)
     return path
+
+
+def _write_props(path: Path, props: dict[str, str]) -> Path:
+    """Write a .properties file, 0600: it may hold the broker's JAAS passwords."""
+    return _write_private(path, "".join(f"{k}={_prop_value(v)}\n" for k, v in props.items()))
 
 
 LOCAL_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")
@@ -217,7 +223,14 @@ class KafkaBroker:
         sec = _local_security(self.settings)
         if sec.protocol == "PLAINTEXT" or sec.password is None:
             return None
-        return self.settings.secret(sec.password, "kafka.security.password")
+        password = self.settings.secret(sec.password, "kafka.security.password")
+        if '"' in password or "\\" in password:
+            # Connect substitutes the ${...} placeholder into sasl.jaas.config as it is: a quote or a
+            # backslash there breaks the JAAS syntax (and the worker logs the rest of the password)
+            raise StackError(f"kafka.security.password ({sec.password.describe()}) contains a double quote or a "
+                             "backslash, which Kafka clients cannot take from a config provider inside "
+                             "sasl.jaas.config; choose a password without them")
+        return password
 
     def _props(self, password: str | None = None) -> Path:
         return _write_props(self.root / "server.properties", broker_properties(self.settings, self.root, password))
@@ -246,18 +259,21 @@ class KafkaBroker:
         props, log4j = self._props(password), self._log4j()
         scram = scram_format_args(s, password)
         sec = s.estate.kafka.security
+        # SCRAM credentials live in the KRaft metadata, written once when the storage is formatted: remember
+        # which user and password (a digest) it holds, so a changed estate fails with one line, not a timeout
         scram_user = f"{sec.sasl_mechanism} {sec.username}" if scram else ""
-        scram_marker = self.root / "scram-user"  # which SCRAM user the storage was formatted with
+        scram_id = f"{scram_user} {hashlib.sha256(f'{scram_user}:{password}'.encode()).hexdigest()}" if scram else ""
+        scram_marker = self.root / "scram-user"
         if not (self.root / "data" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             proc.run(_jvm_cmd(s, "256m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
                               "-c", str(props), *scram), "kafka: format storage (KRaft)")
             if scram:
-                scram_marker.write_text(scram_user)
-        elif scram and (scram_marker.read_text() if scram_marker.exists() else "") != scram_user:
-            # SCRAM credentials live in the KRaft metadata, written when the storage is formatted
-            raise StackError(f"kafka: the broker's storage {self.root / 'data'} was formatted without the "
-                             f"{scram_user} user; stop the stack and `reporting stack reset` to format it again")
+                _write_private(scram_marker, scram_id)
+        elif scram and (scram_marker.read_text() if scram_marker.exists() else "") != scram_id:
+            raise StackError(f"kafka: the broker's storage {self.root / 'data'} was formatted without the {scram_user} "
+                             "user or with another password (SCRAM users are stored when the storage is formatted); "
+                             "stop the stack and `reporting stack reset` to format it again")
         pid = proc.spawn(_jvm_cmd(s, s.kafka_heap, log4j, "kafka.Kafka", str(props)),
                          self.root / "kafka.stdout", self.pid_file)
         proc.wait_until("kafka", self.ready, timeout=90, log=self.log, alive=lambda: proc.pid_alive(pid))
@@ -268,7 +284,7 @@ class KafkaBroker:
 
         from pipelines.kafka.security import client_config
 
-        admin = KafkaAdminClient(**client_config(self.settings), request_timeout_ms=3000)
+        admin = KafkaAdminClient(**client_config(self.settings), request_timeout_ms=3000, bootstrap_timeout_ms=5000)
         try:
             admin.list_topics()
             return True
