@@ -2,7 +2,11 @@
 
 `diff(old, new)` compares two sets of contracts table by table and major by major. A new major
 version is a new table (`orders_v2` next to `orders_v1`), so it is never a breaking change of the
-old major. The rule table with the reasons is in docs/contracts.md; every Change names its rule.
+old major. `diff(..., across_majors=True)` (two files given to `reporting contract diff`) also
+compares a table's lone old major with its lone new major column by column: what a reader moving
+from one to the other must handle. The rule table with the reasons is in docs/contracts.md; every
+Change names its rule. Contracts written by others (`Contract.strict` false) may leave fields
+empty (None); a physical type may be one we do not know, compared as far as its size goes.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ class Verdict(StrEnum):
 class ChangeKind(StrEnum):
     TABLE_ADDED = "table.added"
     TABLE_REMOVED = "table.removed"
+    TABLE_MAJOR = "table.major"
+    PHYSICAL_NAME = "table.physical_name"
     COLUMN_ADDED = "column.added"
     COLUMN_REMOVED = "column.removed"
     COLUMN_RENAMED = "column.renamed"
@@ -43,6 +49,8 @@ RULES: dict[str, tuple[ChangeKind, Verdict]] = {
     "table-added": (ChangeKind.TABLE_ADDED, C),
     "table-removed": (ChangeKind.TABLE_REMOVED, B),
     "table-retired": (ChangeKind.TABLE_REMOVED, C),
+    "major-changed": (ChangeKind.TABLE_MAJOR, C),
+    "physical-name-changed": (ChangeKind.PHYSICAL_NAME, B),
     "column-added-optional": (ChangeKind.COLUMN_ADDED, C),
     "column-added-required": (ChangeKind.COLUMN_ADDED, C),
     "column-removed": (ChangeKind.COLUMN_REMOVED, B),
@@ -70,7 +78,8 @@ RULES: dict[str, tuple[ChangeKind, Verdict]] = {
 }
 """Every rule id → (kind, verdict). The single source of truth; docs/contracts.md explains each."""
 
-_FAMILY = {"smallint": "integer", "integer": "integer", "bigint": "integer", "varchar": "string", "text": "string"}
+_FAMILY = {"smallint": "integer", "integer": "integer", "bigint": "integer",
+           "varchar": "string", "text": "string", "char": "string"}
 _INT_RANK = {"smallint": 1, "integer": 2, "bigint": 3}
 
 
@@ -101,23 +110,43 @@ def _change(c: Contract, column: str | None, rule: str, message: str) -> Change:
 
 
 def _type_rule(old: Column, new: Column) -> str | None:
-    """None when the type is unchanged, else the rule judging the type change."""
-    if (old.physical_type, old.logical_type) == (new.physical_type, new.logical_type):
+    """None when the type is unchanged, else the rule judging the type change.
+
+    Sizes: None means unbounded (`text`, and `varchar`/`decimal` without a size in contracts written
+    by others); `char(n)` is a string of size n whose values are blank-padded, so char(n) → varchar(n)
+    widens and varchar(n) → char(n) narrows. A physical type stated on one side only narrows (added)
+    or widens (dropped). Types we do not know compare by their single size argument, if any.
+    """
+    same_logical = old.logical_type == new.logical_type or None in (old.logical_type, new.logical_type)
+    if old.physical_type == new.physical_type and same_logical:
         return None
+    if not same_logical:
+        return "type-family-changed"
+    if old.base_type is None or new.base_type is None:
+        return "type-narrowed" if old.base_type is None else "type-widened"
     fam_old, fam_new = _FAMILY.get(old.base_type, old.base_type), _FAMILY.get(new.base_type, new.base_type)
-    if fam_old != fam_new or old.logical_type != new.logical_type:
+    if fam_old != fam_new:
         return "type-family-changed"
     if fam_old == "integer":
-        return "type-widened" if _INT_RANK[new.base_type] > _INT_RANK[old.base_type] else "type-narrowed"
+        rank_old, rank_new = _INT_RANK[old.base_type], _INT_RANK[new.base_type]
+        if rank_old == rank_new:  # e.g. MySQL's display width bigint(20): no change to the values
+            return None
+        return "type-widened" if rank_new > rank_old else "type-narrowed"
     if fam_old == "string":
-        if new.base_type == "text":
+        size_old = None if old.base_type == "text" else old.length
+        size_new = None if new.base_type == "text" else new.length
+        if size_old == size_new:
+            return "type-widened" if old.base_type == "char" or size_new is None else "type-narrowed"
+        if size_new is None or (size_old is not None and size_new > size_old):
             return "type-widened"
-        if old.base_type == "text":
-            return "type-narrowed"
-        return "type-widened" if new.length > old.length else "type-narrowed"
+        return "type-narrowed"
     if fam_old == "decimal":
+        if new.precision is None or old.precision is None:
+            return "type-widened" if new.precision is None else "type-narrowed"
         wider = new.scale >= old.scale and new.precision - new.scale >= old.precision - old.scale
         return "type-widened" if wider else "type-narrowed"
+    if old.length is not None and new.length is not None and old.length != new.length:
+        return "type-widened" if new.length > old.length else "type-narrowed"
     return "type-family-changed"
 
 
@@ -178,6 +207,13 @@ def _grain(text: str) -> str:
 
 def _table_changes(old: Contract, new: Contract) -> list[Change]:
     out = []
+    if old.major != new.major:
+        out.append(_change(new, None, "major-changed",
+                           f"compared with {old.physical_name} (major {old.major} -> {new.major}: a new table "
+                           f"next to the old one; the changes below are what readers moving to it must handle)"))
+    elif old.physical_name != new.physical_name:
+        out.append(_change(new, None, "physical-name-changed",
+                           f"physical table {old.physical_name} -> {new.physical_name} (queries name the old one)"))
     if old.version != new.version:
         out.append(_change(new, None, "version-changed", f"version {old.version} -> {new.version}"))
     if _grain(old.grain) != _grain(new.grain):
@@ -209,6 +245,7 @@ def _table_changes(old: Contract, new: Contract) -> list[Change]:
         if col.name in renames:
             out.append(_change(new, col.name, "column-renamed",
                                f"looks renamed to {renames[col.name].name} (readers selecting {col.name} break)"))
+            out += _column_changes(new, col, renames[col.name])  # under its new name: e.g. an enum value added
         elif col.name not in new_names:
             out.append(_change(new, col.name, "column-removed", "column removed"))
         else:
@@ -227,19 +264,38 @@ def _table_changes(old: Contract, new: Contract) -> list[Change]:
     return out
 
 
-def diff(old: list[Contract], new: list[Contract], *, today: dt.date | None = None) -> list[Change]:
+def diff(old: list[Contract], new: list[Contract], *, today: dt.date | None = None,
+         across_majors: bool = False) -> list[Change]:
     """Every change from `old` to `new`, matched by (table, major), each with its verdict and rule.
 
     A removed table is breaking unless it was deprecated and its deprecation date is on or before
     `today` (default: the current date), in which case it is a planned retirement.
+
+    `across_majors`: a table left with exactly one unmatched major on each side (old orders v1, new
+    orders v2) is compared column by column, as within a major, instead of being reported as removed
+    and added. For two contract files (`reporting contract diff v1.yaml v2.yaml`); never for the lock,
+    where removing a major is a removal whatever replaces it.
     """
     today = today or dt.date.today()
     olds = {(c.table, c.major): c for c in old}
     news = {(c.table, c.major): c for c in new}
+    paired: dict[tuple[str, int], tuple[str, int]] = {}
+    if across_majors:
+        lone_old = [k for k in olds if k not in news]
+        lone_new = [k for k in news if k not in olds]
+        for table in {t for t, _ in lone_old}:
+            o = [k for k in lone_old if k[0] == table]
+            n = [k for k in lone_new if k[0] == table]
+            if len(o) == 1 and len(n) == 1:
+                paired[o[0]] = n[0]
     out: list[Change] = []
     for key in sorted(olds.keys() | news.keys()):
         o, n = olds.get(key), news.get(key)
-        if o is None:
+        if key in paired:
+            out += _table_changes(o, news[paired[key]])
+        elif key in paired.values():
+            continue
+        elif o is None:
             out.append(_change(n, None, "table-added", f"new table ({n.status}, version {n.version})"))
         elif n is None:
             due = o.deprecation_date is not None and o.status in ("deprecated", "retired") and o.deprecation_date <= today

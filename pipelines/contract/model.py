@@ -6,13 +6,20 @@ concepts inside ODCS (see docs/contracts.md): the table is the single `schema[0]
 `deprecationDate` in the contract's `customProperties`; freshness as the `latency` entry of
 `slaProperties`; a closed set of values as the column's ODCS `enum` list (`- value: PAID`); length and
 precision in `physicalType` (`varchar(64)`, `decimal(12,2)`).
+
+Two ways to read ODCS: our profile (`load_contract(s)`, `load_contracts_file`: the repo's own
+reporting_schema/, for check, publish and docs) and the standard as it is (`load_any`, for
+`reporting contract diff` of contracts written by others: any document valid against the ODCS v3
+JSON Schema; several tables per contract, any physicalName, types such as `char(n)`, unknown
+customProperties kept and ignored). Those are `Contract(strict=False)`: fields our profile requires
+may be empty (None) there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +29,7 @@ from pipelines.contract.sqltypes import IDENTIFIER_RE, LOGICAL_TYPES, is_identif
 
 __all__ = [
     "CLASSIFICATIONS", "DELETE_SEMANTICS", "STATUSES", "Column", "Contract", "ContractError",
-    "default_root", "load_contract", "load_contracts", "load_contracts_file",
+    "default_root", "load_any", "load_contract", "load_contracts", "load_contracts_file",
 ]
 
 CLASSIFICATIONS = ("public", "internal", "pii")
@@ -39,6 +46,13 @@ _UNIT_SECONDS = {
 }
 _CONTRACT_PROPERTIES = ("ownerService", "deprecationDate")
 _TABLE_PROPERTIES = ("deleteSemantics",)
+_REPORTING_SCHEMA = "reporting"  # = ddl.SCHEMA (ddl imports this module)
+_POSTGRES_SERVERS = ("postgres", "postgresql")
+_LOOSE_VERSION_RE = re.compile(r"^\s*[vV]?(?P<major>[0-9]+)")
+_LOOSE_TYPE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_ ]*?)\s*(?:\((?P<args>[^()]*)\))?(?P<rest>(?: [a-z ]+)?)$")
+_CHAR_NAMES = ("char", "character", "bpchar", "nchar")
+
+CustomProperties = tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,8 @@ class Column:
     description: str
     enum: tuple[str, ...] | None = None
     """The closed set of allowed values; None means the column is open."""
+    custom_properties: CustomProperties = field(default=(), compare=False, repr=False)
+    """(property, value) pairs of a contract written by others, kept as read; no rule looks at them."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +81,10 @@ class Contract:
     """One published table at one major version: the API BI users and dbt read.
 
     Invariants (checked on construction, whatever the source: YAML or lock): plain identifiers,
-    unique columns, a non-empty primary key made of existing required columns.
+    unique columns, a non-empty primary key made of existing required columns. A table of a contract
+    written by others (`strict=False`, from `load_any`) keeps only unique columns and a primary key
+    made of existing columns; owner, grain, freshness, status, delete semantics, a column's types and
+    classification may be None or empty there, and `physical` is its `physicalName` (or name).
     """
 
     table: str
@@ -81,9 +100,20 @@ class Contract:
     status: str
     deprecation_date: dt.date | None = None
     path: Path | None = None
+    physical: str | None = None
+    """The physical table when it is not `<table>_v<major>` (contracts written by others only)."""
+    strict: bool = True
+    """True: our profile (the repo's contracts and the lock); False: ODCS as the standard allows."""
+    custom_properties: CustomProperties = field(default=(), compare=False, repr=False)
+    """The contract's and the table's customProperties (property, value), for contracts written by others."""
 
     def __post_init__(self) -> None:
-        where = f"{self.table}_v{self.major}"
+        where = self.physical_name
+        if not self.strict:
+            self._check_loose()
+            return
+        if self.physical is not None:
+            self._fail(f"{where}: physical is only for contracts written by others (strict=False)")
         if not is_identifier(self.table):
             self._fail(f"table name {self.table!r} is not a plain SQL identifier ({IDENTIFIER_RE.pattern})")
         names = [c.name for c in self.columns]
@@ -105,13 +135,22 @@ class Contract:
         if self.delete_semantics not in DELETE_SEMANTICS:
             self._fail(f"{where}: deleteSemantics must be one of {', '.join(DELETE_SEMANTICS)}")
 
+    def _check_loose(self) -> None:
+        names = [c.name for c in self.columns]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            self._fail(f"{self.table}.{dupes[0]}: duplicate column")
+        for key in self.primary_key:
+            if key not in names:
+                self._fail(f"{self.table}.{key}: primary key column does not exist")
+
     def _fail(self, message: str) -> None:
         raise ContractError(message, path=self.path)
 
     @property
     def physical_name(self) -> str:
-        """The physical table in schema `reporting`: `<table>_v<major>`."""
-        return f"{self.table}_v{self.major}"
+        """The physical table: `<table>_v<major>` in schema `reporting` (or a foreign contract's physicalName)."""
+        return self.physical or f"{self.table}_v{self.major}"
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -245,6 +284,14 @@ def _freshness(doc: odcs.Document, table: str, columns: list[Column]) -> int:
     return int(round(value * _UNIT_SECONDS[unit]))
 
 
+def _servers(doc: odcs.Document, table: str) -> None:
+    """A PostgreSQL `servers` entry documents where the table lives: schema `reporting`, nowhere else."""
+    for i, server in enumerate(doc.data.get("servers") or []):
+        if server.get("type") in _POSTGRES_SERVERS and server.get("schema") != _REPORTING_SCHEMA:
+            doc.fail(("servers", i, "schema"), f"{table}: server {server.get('server')!r}: the contract's tables live in "
+                                               f"schema {_REPORTING_SCHEMA!r}, not {server.get('schema')!r}")
+
+
 def _contract(doc: odcs.Document) -> Contract:
     odcs.validate(doc)
     data = doc.data
@@ -291,6 +338,7 @@ def _contract(doc: odcs.Document) -> Contract:
     semantics, sem_loc = here.get("deleteSemantics", (None, (*loc, "customProperties")))
     if semantics not in DELETE_SEMANTICS:
         doc.fail(sem_loc, f"{table}: customProperties deleteSemantics must be one of {', '.join(DELETE_SEMANTICS)}, got {semantics!r}")
+    _servers(doc, table)
     status = data.get("status")
     if status not in STATUSES:
         doc.fail(("status",), f"{table}: status {status!r} must be one of {', '.join(STATUSES)}")
@@ -358,8 +406,193 @@ def load_contracts(root: Path | str | None = None) -> list[Contract]:
 
 
 def _unique(contracts: list[Contract]) -> None:
-    seen: dict[str, Contract] = {}
+    """One contract per table and major (the key `diff` matches on)."""
+    seen: dict[tuple[str, int], Contract] = {}
     for c in contracts:
-        if c.physical_name in seen:
-            raise ContractError(f"{c.physical_name}: defined twice (also in {seen[c.physical_name].path})", path=c.path)
-        seen[c.physical_name] = c
+        key = (c.table, c.major)
+        if key in seen:
+            raise ContractError(f"{c.physical_name}: defined twice (also in {seen[key].path})", path=c.path)
+        seen[key] = c
+
+# --- ODCS as the standard allows (contracts written by others; `reporting contract diff`) ---------------
+
+
+def _pairs(items: Any) -> CustomProperties:
+    """customProperties as (property, value) pairs, in file order."""
+    return tuple((str(item.get("property")), item.get("value")) for item in items or [] if isinstance(item, dict))
+
+
+def _first(pairs: CustomProperties, name: str) -> Any:
+    return next((value for prop, value in pairs if prop == name), None)
+
+
+def _loose_text(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def _loose_type(text: Any) -> tuple[str | None, str | None, int | None, int | None, int | None]:
+    """(physical_type, base_type, length, precision, scale) of any physicalType.
+
+    Our types (and aliases) as in our profile; `char(n)`/`character(n)`/`bpchar(n)` become `char(n)`
+    (n defaults to 1 as in SQL); `varchar`/`decimal` without a size are unbounded (length/precision
+    None); any other type is kept as written (lower case, single spaces), one numeric argument read
+    as its length and two as precision and scale. None when the column states no physicalType.
+    """
+    if text is None or not str(text).strip():
+        return None, None, None, None, None
+    try:
+        t = parse_physical_type(str(text))
+    except ValueError:
+        pass
+    else:
+        return t.text, t.base, t.length, t.precision, t.scale
+    norm = " ".join(str(text).strip().lower().split())
+    m = _LOOSE_TYPE_RE.fullmatch(norm)
+    if m is None:
+        return norm, norm, None, None, None
+    base = f"{m['name'].strip()}{m['rest']}".strip()
+    base = {"character varying": "varchar", "numeric": "decimal", **dict.fromkeys(_CHAR_NAMES, "char")}.get(base, base)
+    try:
+        base = parse_physical_type(base).base  # int8, timestamp with time zone, ...
+    except ValueError:
+        pass
+    args = [a.strip() for a in m["args"].split(",")] if m["args"] is not None else []
+    if not all(a.isdigit() for a in args):
+        return norm, base, None, None, None
+    nums = [int(a) for a in args]
+    if base == "char":
+        length = nums[0] if nums else 1
+        return f"char({length})", "char", length, None, None
+    if base == "decimal" and nums:
+        scale = nums[1] if len(nums) > 1 else 0
+        return f"decimal({nums[0]},{scale})", "decimal", None, nums[0], scale
+    text = f"{base}({','.join(args)})" if args else base
+    if len(nums) == 1:
+        return text, base, nums[0], None, None
+    if len(nums) == 2:
+        return text, base, None, nums[0], nums[1]
+    return text, base, None, None, None
+
+
+def _loose_column(raw: dict, name: str) -> Column:
+    physical, base, length, precision, scale = _loose_type(raw.get("physicalType"))
+    enum = None
+    if raw.get("enum") is not None:
+        values: list[str] = []
+        for entry in raw["enum"]:
+            value = str(entry.get("value"))
+            if value not in values:
+                values.append(value)
+        enum = tuple(values)
+    classification = raw.get("classification")
+    return Column(
+        name=name,
+        logical_type=raw.get("logicalType"),
+        physical_type=physical,
+        base_type=base,
+        length=length,
+        precision=precision,
+        scale=scale,
+        required=bool(raw.get("required", False)),
+        primary_key=bool(raw.get("primaryKey", False)),
+        classification=str(classification) if classification is not None else None,
+        description=_loose_text(raw.get("description")),
+        enum=enum,
+        custom_properties=_pairs(raw.get("customProperties")),
+    )
+
+
+def _loose_columns(doc: odcs.Document, loc: tuple, table: str, props: Any, prefix: str,
+                   out: list[tuple[Column, Any, tuple]]) -> None:
+    """Columns of `props`, depth first; nested object properties as `parent.child`, array items as `parent[]`."""
+    for i, raw in enumerate(props or []):
+        here = (*loc, i)
+        name = f"{prefix}{raw.get('name')}"
+        if name in [c.name for c, _, _ in out]:
+            doc.fail((*here, "name"), f"{table}.{name}: duplicate column")
+        out.append((_loose_column(raw, name), raw.get("primaryKeyPosition"), here))
+        _loose_columns(doc, (*here, "properties"), table, raw.get("properties"), f"{name}.", out)
+        items = raw.get("items")
+        if isinstance(items, dict):
+            _loose_columns(doc, (*here, "items"), table, [{**items, "name": "[]"}], name, out)
+
+
+def _loose_freshness(data: dict, table: str) -> int | None:
+    """The first usable `latency` SLA that applies to `table` (no element, a bare column or `table.column`)."""
+    for sla in data.get("slaProperties") or []:
+        element = sla.get("element")
+        if sla.get("property") != "latency" or (isinstance(element, str) and "." in element
+                                                and not element.startswith(f"{table}.")):
+            continue
+        value, unit = sla.get("value"), str(sla.get("unit", "s")).lower()
+        if not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0 and unit in _UNIT_SECONDS:
+            return int(round(value * _UNIT_SECONDS[unit]))
+    return None
+
+
+def _loose_date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _loose_contracts(doc: odcs.Document) -> list[Contract]:
+    """Every table of a valid ODCS v3 document, with what our rules can compare; nothing of our profile required."""
+    odcs.validate(doc, model=False)
+    data = doc.data
+    if not str(data.get("apiVersion")).startswith("v3."):
+        doc.fail(("apiVersion",), f"apiVersion {data.get('apiVersion')!r}: only ODCS v3 contracts are supported")
+    version = str(data.get("version"))
+    m = _LOOSE_VERSION_RE.match(version)
+    major = int(m["major"]) if m else 0
+    top = _pairs(data.get("customProperties"))
+    owner = _first(top, "ownerService")
+    status = data.get("status")
+    out = []
+    for t, raw in enumerate(data.get("schema") or []):
+        loc = ("schema", t)
+        table = str(raw.get("name"))
+        found: list[tuple[Column, Any, tuple]] = []
+        _loose_columns(doc, (*loc, "properties"), table, raw.get("properties"), "", found)
+        keyed = [(i, c, pos) for i, (c, pos, _) in enumerate(found) if c.primary_key]
+        keyed.sort(key=lambda k: (k[2] if isinstance(k[2], int) and k[2] > 0 else len(found) + 1, k[0]))
+        here = _pairs(raw.get("customProperties"))
+        semantics = _first(here, "deleteSemantics")
+        out.append(Contract(
+            table=table,
+            major=major,
+            version=version,
+            owner_service=str(owner) if owner is not None else None,
+            description=_loose_text(raw.get("description")),
+            grain=_loose_text(raw.get("dataGranularityDescription")),
+            primary_key=tuple(c.name for _, c, _ in keyed),
+            columns=tuple(c for c, _, _ in found),
+            delete_semantics=str(semantics) if semantics is not None else None,
+            freshness_seconds=_loose_freshness(data, table),
+            status=str(status) if status is not None else None,
+            deprecation_date=_loose_date(_first(top, "deprecationDate")),
+            path=doc.path,
+            physical=str(raw.get("physicalName") or table),
+            strict=False,
+            custom_properties=top + here,
+        ))
+    return out
+
+
+def load_any(path: Path | str) -> list[Contract]:
+    """Every table of every ODCS v3 contract in a file (several YAML documents allowed) or below a folder
+    (every *.yaml / *.yml, any layout), read as the standard allows: for `reporting contract diff`.
+
+    The document must be valid against the ODCS v3 JSON Schema; none of our profile's rules apply.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    elif path.exists():
+        files = [path]
+    else:
+        raise ContractError("no such file or folder", path=path)
+    contracts = [c for file in files for doc in odcs.read_documents(file) for c in _loose_contracts(doc)]
+    _unique(contracts)
+    return sorted(contracts, key=lambda c: (c.table, c.major))

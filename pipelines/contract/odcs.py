@@ -3,7 +3,9 @@
 Two validations, because each alone is too lax: the JSON Schema shipped with the
 `open-data-contract-standard` package (it rejects unknown nested keys such as a `requird` typo,
 which the package's pydantic model silently drops) and the pydantic model itself (types).
-Every error is a ContractError naming file:line of the offending key.
+Contracts written by others (`reporting contract diff`) are held to the JSON Schema only: it is the
+standard's own definition of a valid document, while the pydantic model is a convenience of the
+package. Every error is a ContractError naming file:line of the offending key.
 """
 
 from __future__ import annotations
@@ -124,8 +126,9 @@ def _describe(doc: Document, loc: Loc) -> str:
     return keys or "contract"
 
 
-def validate(doc: Document) -> OpenDataContractStandard:
-    """Validate `doc` as ODCS v3 (JSON Schema, then pydantic); ContractError on the first problem."""
+def validate(doc: Document, *, model: bool = True) -> OpenDataContractStandard | None:
+    """Validate `doc` as ODCS v3 (JSON Schema, then unless `model` is false the pydantic model);
+    ContractError on the first problem. Returns the pydantic model (None when not asked for)."""
     if not isinstance(doc.data, dict):
         doc.fail((), "a contract must be a YAML mapping (an ODCS v3 data contract)")
     errors = list(_validator().iter_errors(doc.data))
@@ -139,6 +142,8 @@ def validate(doc: Document) -> OpenDataContractStandard:
         error = jsonschema.exceptions.best_match(errors)
         loc = tuple(error.absolute_path)
         doc.fail(loc, f"{_describe(doc, loc)}: {error.message} (ODCS v3 schema)")
+    if not model:
+        return None
     try:
         return OpenDataContractStandard.model_validate(doc.data)
     except pydantic.ValidationError as exc:

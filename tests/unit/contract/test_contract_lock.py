@@ -79,7 +79,7 @@ def test_breaking_edit_fails_check_and_publish_refuses(schema_root: Path) -> Non
 
 def test_new_major_publishes_side_by_side(schema_root: Path) -> None:
     text = (schema_root / "customers" / "v1.yaml").read_text()
-    text = text.replace("version: 1.0.0", "version: 2.0.0").replace("customers_v1", "customers_v2")
+    text = text.replace("version: 1.0.1", "version: 2.0.0").replace("customers_v1", "customers_v2")
     text = text.replace("          - value: ERASED\n", "")
     (schema_root / "customers" / "v2.yaml").write_text(text)
     assert [(c.rule, c.major) for c in publish(schema_root)] == [("table-added", 2)]

@@ -116,7 +116,7 @@ BAD = [
      "missing primary key"),
     ("optional_primary_key", "        required: true\n        primaryKey: true", "        required: false\n        primaryKey: true",
      "required: false", "orders.order_id: primary key column must be required"),
-    ("major_mismatch", "version: 1.0.0", "version: 2.0.0", "version: 2.0.0", "does not match file name v1.yaml"),
+    ("major_mismatch", "version: 1.0.1", "version: 2.0.0", "version: 2.0.0", "does not match file name v1.yaml"),
     ("physical_name_mismatch", "physicalName: orders_v1", "physicalName: orders_v9", "orders_v9",
      "physicalName must be orders_v1"),
     ("reserved_name", "      - name: currency", "      - name: _op", "name: _op", "reserved for provenance"),
@@ -134,7 +134,7 @@ BAD = [
     ("bad_date", "value: \"2027-06-30\"", "value: \"2027-02-30\"", "2027-02-30", "is not a date"),
     ("bad_freshness", "unit: m", "unit: fortnight", "- property: latency", "latency needs a positive number"),
     ("duplicate_yaml_key", "kind: DataContract\n", "kind: DataContract\nkind: DataContract\n", None, "duplicate key 'kind'"),
-    ("not_semver", "version: 1.0.0", "version: one", "version: one", "must be semver"),
+    ("not_semver", "version: 1.0.1", "version: one", "version: one", "must be semver"),
 ]
 
 
