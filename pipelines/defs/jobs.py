@@ -12,8 +12,8 @@
 
 import dagster as dg
 
+from pipelines.connect.signals import SNAPSHOT_TYPES
 from pipelines.defs.resources import POOL, ReportingResource, wait_writable
-from pipelines.defs.snapshot import SNAPSHOT_TYPES
 
 INGEST_JOB = "ingest_job"
 DBT_JOB = "dbt_build_job"
@@ -33,8 +33,7 @@ class ResnapshotConfig(dg.Config):
                    "signal topic; the re-read rows arrive as op=r events (ingest applies them).",
        tags={"kind": "debezium"})
 def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, reporting: ReportingResource) -> None:
-    from pipelines.defs.connectors import connector_specs
-    from pipelines.defs.snapshot import (
+    from pipelines.connect.signals import (
         SnapshotSignalError,
         config_problems,
         ensure_signal_topic,
@@ -44,6 +43,7 @@ def resnapshot_table(context: dg.OpExecutionContext, config: ResnapshotConfig, r
         signal_topic,
         snapshot_signal,
     )
+    from pipelines.defs.connectors import connector_specs
     from pipelines.kafka.security import client_config
     from pipelines.projection import load_estate_projections
 

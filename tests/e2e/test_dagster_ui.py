@@ -331,10 +331,10 @@ def test_resnapshot_job_makes_debezium_reread_the_table(stack):
     from kafka import KafkaConsumer, TopicPartition
 
     from pipelines.connect.client import client_for
+    from pipelines.connect.signals import config_problems
     from pipelines.defs.connectors import connector_specs
     from pipelines.defs.jobs import resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
-    from pipelines.defs.snapshot import config_problems
     from pipelines.kafka.security import client_config
 
     # The scenario needs the example estate's orders service (its table and columns).

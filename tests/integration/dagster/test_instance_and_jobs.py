@@ -10,11 +10,11 @@ import duckdb
 import pytest
 
 from pipelines.config.load import BUNDLED_ESTATE, load_estate
+from pipelines.connect.signals import SnapshotSignalError, config_problems, resolve_target, snapshot_signal
 from pipelines.contract.model import load_contracts
 from pipelines.defs.catalog import contract_catalog
 from pipelines.defs.jobs import replay_dead_letters_job, resnapshot_table_job
 from pipelines.defs.resources import POOL, ReportingResource
-from pipelines.defs.snapshot import SnapshotSignalError, config_problems, resolve_target, snapshot_signal
 from pipelines.projection import load_estate_projections
 from pipelines.settings import Settings
 from pipelines.ui import (
