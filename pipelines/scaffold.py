@@ -52,6 +52,8 @@ def connector_json(s: NewService) -> str:
               "table.include.list": f"{s.namespace}.{s.table}", "column.exclude.list": "",
               "decimal.handling.mode": "string", "time.precision.mode": "adaptive_time_microseconds",
               "binary.handling.mode": "base64", "tombstones.on.delete": "true",
+              # Debezium skips truncates by default (skipped.operations=t): capture them, the pipeline applies them
+              "skipped.operations": "none",
               "provide.transaction.metadata": "true", "poll.interval.ms": "100", "heartbeat.interval.ms": "10000",
               "key.converter": "org.apache.kafka.connect.json.JsonConverter", "key.converter.schemas.enable": "false",
               "value.converter": "org.apache.kafka.connect.json.JsonConverter",

@@ -35,6 +35,9 @@ class TableBatch:
     is_delete: list[bool]
     keep: dict[str, list[bool]] = field(default_factory=dict)  # TOAST: column -> keep-stored flags
     has_values: list[bool] | None = None  # deletes: True when the row carries its last image (soft delete)
+    truncates: list[tuple[int, dt.datetime | None]] = field(default_factory=list)
+    """The source truncates of the batch for this table, (source position, source ts), positions
+    ascending, applied in order after the rows (cdc/plan.py TablePlan.truncates, apply/sql.py)."""
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -50,7 +53,11 @@ class TableBatch:
 
     @property
     def newest_source_ts(self) -> dt.datetime | None:
-        return max((t for t in self.source_ts if t is not None), default=None)
+        newest = max((t for t in self.source_ts if t is not None), default=None)
+        for _, t in self.truncates:
+            if t is not None:
+                newest = t if newest is None else max(newest, t)
+        return newest
 
     def to_arrow(self) -> pa.Table:
         keep_cols = self.keep_columns
@@ -73,6 +80,7 @@ class ArrowTableBatch:
     keep_columns: list[str]
     has_deletes: bool
     newest_source_ts: dt.datetime | None
+    truncates: list[tuple[int, dt.datetime | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -105,10 +113,23 @@ class ApplyBatch:
 
 
 @dataclass(frozen=True)
+class TruncateApplied:
+    """A source truncate applied to one contract table (for the worker's status line and the log)."""
+
+    physical_name: str
+    position: int
+    source_ts: dt.datetime | None
+    rows_deleted: int  # live rows it deleted (soft: marked deleted; hard: removed)
+    delete_semantics: str
+    replayed: bool  # not newer than the truncate already applied to the table: it changed nothing
+
+
+@dataclass(frozen=True)
 class ApplyResult:
     rows: int
     dead_letters: int
     unappliable_toast: int
+    truncates: tuple[TruncateApplied, ...] = ()
 
 
 class Backend(ABC):
@@ -174,20 +195,31 @@ class Backend(ABC):
         rows = 0
         toast_missing = 0
         status: list[tuple] = []
+        applied: list[TruncateApplied] = []
         self.begin()
         try:
             for tb in batch.tables:
-                if not len(tb):
+                truncates = getattr(tb, "truncates", None) or ()
+                if not len(tb) and not truncates:
                     continue
-                name = f"staged_{tb.contract.physical_name}"
-                rel = self.stage(name, tb.to_arrow())
-                keep_cols = tb.keep_columns
-                count_sql = apply_sql.missing_toast_count_sql(tb.contract, rel, keep_cols)
-                if count_sql:
-                    toast_missing += int(self.query(count_sql)[0][0])
-                for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes):
-                    self.execute(stmt)
-                self.unstage(name)
+                counted = self._count_truncated(tb.contract, truncates) if truncates else []
+                if len(tb):
+                    name = f"staged_{tb.contract.physical_name}"
+                    rel = self.stage(name, tb.to_arrow())
+                    keep_cols = tb.keep_columns
+                    count_sql = apply_sql.missing_toast_count_sql(tb.contract, rel, keep_cols)
+                    if count_sql:
+                        toast_missing += int(self.query(count_sql)[0][0])
+                    for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes):
+                        self.execute(stmt)
+                    self.unstage(name)
+                for (position, source_ts), (stored, rows_deleted) in zip(truncates, counted, strict=True):
+                    # after the rows: the batch's changes newer than the truncate are kept
+                    for sql, params in apply_sql.truncate_statements(tb.contract, position, source_ts, rows_deleted):
+                        self.execute(sql, params)
+                    applied.append(TruncateApplied(tb.contract.physical_name, position, source_ts, rows_deleted,
+                                                   tb.contract.delete_semantics,
+                                                   replayed=stored is not None and position <= stored))
                 status.append((tb.contract.physical_name, tb.newest_source_ts, len(tb)))
                 rows += len(tb)
             if status:  # one statement for every table of the batch (statements are the fixed cost)
@@ -232,4 +264,23 @@ class Backend(ABC):
         except Exception:
             self.rollback()
             raise
-        return ApplyResult(rows=rows, dead_letters=len(batch.dead_letters), unappliable_toast=toast_missing)
+        for t in applied:
+            if not t.replayed:
+                log.warning("source truncate applied to %s at position %d: %d live row(s) %s", t.physical_name,
+                            t.position, t.rows_deleted, "soft-deleted" if t.delete_semantics == "soft" else "removed")
+        return ApplyResult(rows=rows, dead_letters=len(batch.dead_letters), unappliable_toast=toast_missing,
+                           truncates=tuple(applied))
+
+    def _count_truncated(self, contract: Contract, truncates) -> list[tuple[int | None, int]]:
+        """Before the batch's rows: per truncate (positions ascending), the newest truncate position
+        already applied to the table (None: none) and the stored live rows the truncate deletes."""
+        stored = self.query(f"SELECT max(\"_source_position\") FROM _pipeline.truncates WHERE physical_name = "
+                            f"{self._p(1)}", (contract.physical_name,))[0][0]
+        out = []
+        since = -1
+        for position, _ in truncates:
+            sql, params = apply_sql.truncate_count_sql(contract, position, since)
+            out.append((stored, int(self.query(sql, params)[0][0])))
+            stored = position if stored is None else max(stored, position)
+            since = position
+        return out

@@ -41,7 +41,8 @@ def table_batch(tp: TablePlan, contract: Contract) -> TableBatch:
         is_delete.extend(True for _ in tp.deletes)
         for flags in keep.values():
             flags.extend(False for _ in tp.deletes)
-    return TableBatch(contract, columns, positions, source_ts, ops, is_delete, keep, has_values)
+    return TableBatch(contract, columns, positions, source_ts, ops, is_delete, keep, has_values,
+                      list(tp.truncates))
 
 
 def apply_batch(plan: BatchPlan, contracts: Mapping[str, Contract],

@@ -8,6 +8,9 @@
 - batches:       one row per applied batch (events, rows, dead letters) for rates in `reporting status`.
 - deleted_keys:  per contract table `<physical>__deleted`: the newest delete position per key, so a
                  replayed older create cannot resurrect a deleted row (see apply/sql.py).
+- truncates:     per contract table: the newest source truncate applied (position, source time, when,
+                 rows it deleted). It extends the deleted keys to the whole table: a change older than
+                 it is never applied, so a replayed create cannot resurrect a truncated row.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def pipeline_ddl(dialect: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.table_status (
   physical_name VARCHAR PRIMARY KEY, newest_source_ts {ts}, last_applied_at {ts},
   rows_applied {big} NOT NULL DEFAULT 0, last_error VARCHAR, last_error_at {ts})""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.truncates (
+  physical_name VARCHAR PRIMARY KEY, "_source_position" {big} NOT NULL, "_source_ts" {ts}, applied_at {ts} NOT NULL,
+  rows_deleted {big} NOT NULL)""",
         f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.batches (
   consumer_group VARCHAR NOT NULL, applied_at {ts} NOT NULL, events INTEGER NOT NULL, rows_applied INTEGER NOT NULL,
   dead_letters INTEGER NOT NULL)""",

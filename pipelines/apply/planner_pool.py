@@ -10,7 +10,7 @@ builds, with every contract table already staged as an Arrow table:
 - parent → planner: the records of one poll, column-major (topics, partitions, offsets, keys,
   values: bytes objects, pickled with one memo entry per distinct topic);
 - planner → parent: per contract table an Arrow IPC stream (read back without copying the column
-  buffers), the dead letters, the next offsets and the planning time.
+  buffers) and its source truncates if any, the dead letters, the next offsets and the planning time.
 
 Batches are applied in the order they were polled, whichever planner finishes first, so the
 apply semantics (one transaction per batch with its offsets) are unchanged. The planner processes
@@ -96,8 +96,9 @@ def plan_columns(columns: tuple[list[str], list[int], list[int], list[bytes | No
     topics, partitions, offsets, keys, values = columns
     records = list(map(Record, topics, partitions, offsets, keys, values))
     batch: ApplyBatch = _parts.plan(records)
-    tables = [(tb.contract.physical_name, _ipc(tb.to_arrow()), tb.keep_columns, tb.has_deletes, tb.newest_source_ts)
-              for tb in batch.tables if len(tb)]
+    tables = [(tb.contract.physical_name, _ipc(tb.to_arrow()), tb.keep_columns, tb.has_deletes, tb.newest_source_ts,
+               tb.truncates)
+              for tb in batch.tables if len(tb) or tb.truncates]
     return tables, batch.dead_letters, batch.next_offsets, batch.events, time.perf_counter() - t0
 
 
@@ -118,8 +119,9 @@ class PendingBatch:
     def result(self) -> ApplyBatch:
         tables, dead, next_offsets, events, seconds = self._future.result()
         self.plan_seconds = seconds
-        staged = [ArrowTableBatch(self._contracts[name], pa.ipc.open_stream(buf).read_all(), keep, has_deletes, newest)
-                  for name, buf, keep, has_deletes, newest in tables]
+        staged = [ArrowTableBatch(self._contracts[name], pa.ipc.open_stream(buf).read_all(), keep, has_deletes, newest,
+                                  truncates)
+                  for name, buf, keep, has_deletes, newest, truncates in tables]
         return ApplyBatch(staged, dead, next_offsets, events=events)
 
 

@@ -14,7 +14,13 @@ Rules, identical on DuckDB and PostgreSQL (both have MERGE):
   stored (or inserted, for a key first seen in this batch), so soft-deleted rows do not depend
   on batch boundaries; a later create of the same key revives it (`_deleted_at` back to null);
 - hard delete: the row is removed;
-- `_keep_<col>` true: the stored value is kept (never overwritten by the TOAST placeholder).
+- `_keep_<col>` true: the stored value is kept (never overwritten by the TOAST placeholder);
+- truncate of the source table (`truncate_statements`, run after the table's MERGE): every stored row
+  older than the truncate is deleted, soft (`_deleted_at` = the truncate's commit time, `_op = 'd'`,
+  `_source_position` = the truncate's) or hard; rows stored with a newer position stay. The newest
+  truncate position per table is kept in `_pipeline.truncates`, and a staged change not newer than it
+  is dropped like one older than a key's delete, so a replayed create cannot resurrect a truncated row
+  and a replayed truncate changes nothing.
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
     no_keep = " AND ".join([f"NOT s.{q('_keep_' + c)}" for c in keep_columns]) or "TRUE"
 
     source = (f"(SELECT s.* FROM {staged} s LEFT JOIN {deleted} d ON {_on(contract, 'd', 's')} "
-              f'WHERE d."_source_position" IS NULL OR s."_source_position" > d."_source_position")')
+              f'WHERE (d."_source_position" IS NULL OR s."_source_position" > d."_source_position") '
+              f'AND s."_source_position" > {_truncated_position(contract)})')
     branches = []
     if soft and has_deletes:
         # a delete that superseded an upsert in its batch carries that last image (`_has_values`): the
@@ -89,6 +96,49 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET \"_source_position\" = "
             f"GREATEST({deleted}.\"_source_position\", excluded.\"_source_position\")")
     return stmts
+
+
+def _truncated_position(contract: Contract) -> str:
+    """SQL: the newest truncate position applied to the contract's table, -1 when none."""
+    name = contract.physical_name.replace("'", "''")
+    return (f'coalesce((SELECT max("_source_position") FROM {PIPELINE_SCHEMA}.truncates '
+            f"WHERE physical_name = '{name}'), -1)")
+
+
+def truncate_count_sql(contract: Contract, position: int, since: int = -1) -> tuple[str, list]:
+    """(SQL, parameters): the stored live rows a source truncate at `position` deletes, when the batch's
+    previous truncate was at `since` (run before the batch's MERGE, so that it counts stored rows)."""
+    live = ' AND "_deleted_at" IS NULL' if contract.delete_semantics == "soft" else ""
+    return (f'SELECT count(*) FROM {qualified_name(contract)} WHERE "_source_position" >= ? '
+            f'AND "_source_position" < ?{live}', [since, position])
+
+
+def truncate_statements(contract: Contract, position: int, source_ts: object, rows_deleted: int
+                        ) -> list[tuple[str, list]]:
+    """A source truncate at `position` (commit time `source_ts`, may be None) applied to the table, as
+    (SQL with `?` placeholders, parameters) pairs.
+
+    Deletes every live row older than `position` (soft: `_deleted_at` = the truncate's time, or now()
+    when the event had none, `_op = 'd'`, `_source_position`/`_source_ts` = the truncate's; hard:
+    removed) and records the truncate in `_pipeline.truncates` (the newest position wins;
+    `rows_deleted` from `truncate_count_sql`). Run after the table's MERGE of the same batch: the
+    batch's changes newer than the truncate are then stored with their newer positions and kept.
+    """
+    target = qualified_name(contract)
+    if contract.delete_semantics == "soft":
+        delete = (f'UPDATE {target} SET "_deleted_at" = coalesce(CAST(? AS TIMESTAMPTZ), now()), "_op" = \'d\', '
+                  f'"_source_position" = ?, "_source_ts" = CAST(? AS TIMESTAMPTZ), "_ingested_at" = now() '
+                  f'WHERE "_source_position" < ? AND "_deleted_at" IS NULL', [source_ts, position, source_ts, position])
+    else:
+        delete = (f'DELETE FROM {target} WHERE "_source_position" < ?', [position])
+    t = f"{PIPELINE_SCHEMA}.truncates"
+    record = (f'INSERT INTO {t} (physical_name, "_source_position", "_source_ts", applied_at, rows_deleted) '
+              f"VALUES (?, ?, CAST(? AS TIMESTAMPTZ), now(), ?) ON CONFLICT (physical_name) DO UPDATE SET "
+              f'"_source_position" = excluded."_source_position", "_source_ts" = excluded."_source_ts", '
+              f"applied_at = excluded.applied_at, rows_deleted = excluded.rows_deleted "
+              f'WHERE excluded."_source_position" > {t}."_source_position"',
+              [contract.physical_name, position, source_ts, rows_deleted])
+    return [delete, record]
 
 
 def missing_toast_count_sql(contract: Contract, staged: str, keep_columns: Sequence[str]) -> str | None:

@@ -164,6 +164,11 @@ class Worker:
         stats.rows += result.rows
         stats.dead_letters += result.dead_letters
         stats.toast_missing += result.unappliable_toast
+        for t in getattr(result, "truncates", ()):
+            if not t.replayed:  # a source TRUNCATE is rare and wipes a table: always say it
+                what = "soft-deleted" if t.delete_semantics == "soft" else "removed"
+                self.say(f"source truncate applied to {t.physical_name}: {t.rows_deleted:,} live row(s) {what} "
+                         f"(position {t.position}, source time {t.source_ts})")
         if self.after_batch:
             self.after_batch(True)
 

@@ -17,24 +17,43 @@ returns a `BatchPlan` that an apply adapter writes in ONE transaction together w
    non-key columns are placeholders under REPLICA IDENTITY DEFAULT. Tombstones, heartbeats,
    transaction markers, schema changes and logical messages produce no rows, but every record's
    offset counts, so offsets always advance.
+5. Truncates (op t) become `TablePlan.truncates` of every target of the source table; changes before
+   a truncate in the batch are superseded by it (see `_supersede_by_truncate`).
 
 Snapshot reads (op r) are upserts. One bad event never fails the batch: every per-event failure,
 even an unexpected one, becomes a dead letter.
 
+Key check: the Kafka key must name the row the value holds (op d: `before`, else `after`). A record
+whose key says another row (e.g. key {"id":900099} with before.id 900006) is a dead letter (stage
+'decode', no target) naming topic[partition]@offset, the key columns and both values; it is applied
+under neither key. Tombstones (value null) carry only the key and produce no row. A record without a
+key is not checked.
+
 Performance: everything is compiled once per Planner (build it once, or let `plan_batch` cache it);
-per event only the envelope is parsed and the key read until the batch is reduced.
+per event only the envelope is parsed and the key read until the batch is reduced. The Kafka key's
+JSON is not parsed on the hot path: its bytes are compared with the key rendered from the row
+(`_key_reader`), and parsed only when they differ byte-wise.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipelines.cdc.events import ChangeEvent, DecodeError, EventKind, Op, parse
-from pipelines.cdc.types import UNAVAILABLE, UNAVAILABLE_PLACEHOLDER, TypeDecodeError, is_placeholder
+import orjson
+
+from pipelines.cdc.events import ChangeEvent, DecodeError, EventKind, Op, json_type, parse
+from pipelines.cdc.types import (
+    UNAVAILABLE,
+    UNAVAILABLE_PLACEHOLDER,
+    TypeDecodeError,
+    is_placeholder,
+    out_of_range,
+)
 from pipelines.projection.errors import ProjectionError
 from pipelines.projection.fastpath import tuple_builder
 from pipelines.projection.model import Projection, TableProjection, TargetProjection
@@ -99,6 +118,12 @@ class TablePlan:
     """For deletes that superseded an upsert of the same key in this batch: index in `deletes` → the
     last row image before the delete (aligned with `columns`). Soft-delete tables store it, so a
     soft-deleted row holds the same values whatever the batch boundaries were."""
+    truncates: list[tuple[int, datetime | None]] = field(default_factory=list)
+    """The truncates of the source table in this batch, (source position, source ts), positions
+    ascending. The adapter applies them in this order after `upserts`/`deletes`: each deletes every
+    stored live row older than its position (soft or hard, per the contract). Changes of the batch that
+    came before a truncate are not in `upserts`: a key they left live is in `deletes` at that
+    truncate's position (with its last image in `delete_images`), as if the batch had ended there."""
 
     @property
     def key_indexes(self) -> tuple[int, ...]:
@@ -152,6 +177,9 @@ class _Route:
     table: TableProjection
     key: tuple[str, ...]
     targets: tuple[_Target, ...]
+    key_of: Callable[[dict[str, Any], bytes | None], tuple[Any, ...]]
+    """(row image, raw Kafka key) → the row's key tuple; raises KeyError for a missing key column and
+    _KeyMismatch when the Kafka key names another row (see `_key_reader`)."""
 
 
 def _contract_for(contracts: Mapping[str, ContractLike], name: str) -> ContractLike | None:
@@ -257,12 +285,24 @@ class Planner:
                     raise ProjectionError(f"target {t.physical_name} has no contract (none of that name loaded)",
                                           table.path, t.line)
                 targets.append(_compile_target(table, t, contract))
-            self._routes[topic] = _Route(table, table.key, tuple(targets))
+            self._routes[topic] = _Route(table, table.key, tuple(targets), _key_reader(table.key))
 
     @property
     def topics(self) -> tuple[str, ...]:
         """The Kafka topics this planner has projections for (what the consumer subscribes to)."""
         return tuple(self._routes)
+
+    @property
+    def feeds(self) -> dict[str, tuple[str, ...]]:
+        """Topic and source table → the contract tables (physical names) its projection feeds.
+
+        For attributing dead letters that failed before a target was known (pipelines.apply.status)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for topic, route in self._routes.items():
+            names = tuple(t.physical_name for t in route.targets)
+            out[topic] = names
+            out[route.table.source_table] = tuple(dict.fromkeys(out.get(route.table.source_table, ()) + names))
+        return out
 
     def plan_records(self, records: Iterable[Any]) -> BatchPlan:
         """Decode and plan raw Kafka records (.topic/.partition/.offset/.key/.value, bytes or None).
@@ -309,6 +349,8 @@ class Planner:
         states: dict[str, dict[Any, tuple[ChangeEvent, dict[str, Any] | None]]] = {}
         # per route: raw key → the after image a delete of this batch superseded (see TablePlan.delete_images)
         pre_delete: dict[str, dict[Any, dict[str, Any]]] = {}
+        # per route: the truncates of the batch, positions ascending (see _supersede_by_truncate)
+        truncates: dict[str, list[ChangeEvent]] = {}
         changes = superseded = skipped = seen = 0
         for ev in events:
             seen += 1
@@ -328,16 +370,23 @@ class Planner:
                                                       f"(source table {ev.source_table})"))
                 continue
             if op is _TRUNCATE:
-                dead.append(_dead_letter(ev, "route", f"truncate of {ev.source_table} is not applied to the "
-                                                      f"contract tables (re-snapshot the table)"))
+                changes += 1
+                superseded += _supersede_by_truncate(ev, truncates, states.get(ev.topic), pre_delete)
+                continue
+            if truncates and ev.topic in truncates and ev.position < truncates[ev.topic][-1].position:
+                changes += 1  # older than a truncate of this batch (a replay arriving late): truncated
+                superseded += 1
                 continue
             changes += 1
             row = ev.before if op is _DELETE else ev.after
             try:
-                key = tuple([row[k] for k in route.key])  # type: ignore[index]
+                key = route.key_of(row, ev.raw_key)  # type: ignore[arg-type]
             except KeyError as exc:
                 dead.append(_dead_letter(ev, "project", f"source column {exc.args[0]} missing in "
                                                         f"{route.table.source_table} (schema drift?)"))
+                continue
+            except _KeyMismatch as exc:
+                dead.append(_dead_letter(ev, "decode", exc.reason(ev, route, "before" if op is _DELETE else "after")))
                 continue
             try:
                 hash(key)
@@ -373,6 +422,8 @@ class Planner:
         tables: dict[str, TablePlan] = {}
         for topic, table_states in states.items():
             self._emit(routes[topic], table_states, tables, dead, pre_delete.get(topic) or {})
+        for topic, applied in truncates.items():
+            _emit_truncates(routes[topic], applied, tables)
         plan = BatchPlan(tables, dead, offsets)
         plan.records = seen
         plan.changes = changes
@@ -400,9 +451,12 @@ class Planner:
                 try:
                     skey = table.decode_key(ev.before)  # type: ignore[arg-type]
                 except (TypeDecodeError, ProjectionError) as exc:
-                    stage = "decode" if isinstance(exc, TypeDecodeError) else "project"
+                    if isinstance(exc, TypeDecodeError):
+                        stage, reason = "decode", _type_reason(exc, ev, table, "before")
+                    else:
+                        stage, reason = "project", str(exc)
                     for t, _ in pairs:
-                        dead.append(_dead_letter(ev, stage, str(exc), t.physical_name))
+                        dead.append(_dead_letter(ev, stage, reason, t.physical_name))
                     continue
                 image = pre_delete.get(raw_key)
                 decoded_image = None
@@ -433,7 +487,7 @@ class Planner:
                     row_decoded = decoded if decoded is not None else _decode_subset(table, after, t.used_columns)
                     values = t.build(row_decoded, position, ts, op)
                 except TypeDecodeError as exc:
-                    dead.append(_dead_letter(ev, "decode", exc.reason, t.physical_name))
+                    dead.append(_dead_letter(ev, "decode", _type_reason(exc, ev, table, "after"), t.physical_name))
                     continue
                 except ProjectionError as exc:
                     dead.append(_dead_letter(ev, "project", exc.reason, t.physical_name))
@@ -478,6 +532,158 @@ def _has_placeholder(row: dict[str, Any]) -> bool:
 
 def _dead_letter(ev: ChangeEvent, stage: str, reason: str, target: str | None = None) -> DeadLetter:
     return DeadLetter(ev.topic, ev.partition, ev.offset, ev.raw_key, ev.raw_value, stage, reason, target)
+
+
+# --- the Kafka key against the row's key -----------------------------------------------------------
+
+_dumps = orjson.dumps
+
+
+class _KeyMismatch(Exception):  # noqa: N818 - control flow inside the planner, never leaves it
+    """The Kafka key does not name the row the value holds (raised by `_check_kafka_key`)."""
+
+    def __init__(self, key_says: str, value_says: str) -> None:
+        super().__init__(key_says)
+        self.key_says = key_says
+        self.value_says = value_says
+
+    def reason(self, ev: ChangeEvent, route: _Route, image: str) -> str:
+        cols = ", ".join(route.key)
+        return (f"Kafka key does not match the primary key in the value at {ev.topic}[{ev.partition}]@{ev.offset} "
+                f"({route.table.source_table}, key columns {cols}): the key says {self.key_says}, "
+                f"the value's '{image}' row says {self.value_says}; not applied under either key")
+
+
+def _render(columns: tuple[str, ...], values: Sequence[Any]) -> str:
+    """`900006` for one key column, `(2, 1)` for several; values as JSON (strings quoted)."""
+    parts = [_dumps(v).decode() for v in values]
+    return parts[0] if len(columns) == 1 else f"({', '.join(parts)})"
+
+
+def _check_kafka_key(raw: bytes, columns: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    """Slow path, when the raw key is not byte-equal to the key rendered from the row: parse it and
+    compare column by column. Returns when they agree (other spacing, key order or escaping, the
+    schemas-enabled `{"schema", "payload"}` wrapper, extra key columns); raises _KeyMismatch."""
+    value_says = _render(columns, values)
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _KeyMismatch(f"nothing readable (not valid JSON: {exc})", value_says) from None
+    if type(obj) is dict and len(obj) == 2 and obj.keys() == {"schema", "payload"}:
+        obj = obj["payload"]
+    if type(obj) is not dict:
+        raise _KeyMismatch(f"{_shown_json(raw)} (a JSON {json_type(obj)}, not an object)", value_says)
+    missing = [c for c in columns if c not in obj]
+    if missing:
+        raise _KeyMismatch(f"{_shown_json(raw)} (no column {', '.join(missing)})", value_says)
+    found = [obj[c] for c in columns]
+    for a, b in zip(found, values, strict=True):
+        if type(a) is not type(b) or a != b:
+            raise _KeyMismatch(_render(columns, found), value_says)
+
+
+def _shown_json(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _key_reader(columns: tuple[str, ...]) -> Callable[[dict[str, Any], bytes | None], tuple[Any, ...]]:
+    """A generated `key_of(row, raw_key)` for one source key (hot path: once per row change).
+
+    It reads the key columns from the row image and, when the record has a Kafka key, compares the
+    key's bytes with the key rendered from those columns the way Debezium's JSON converter writes it
+    (`{"id":42}`: orjson's compact output is the same text). Byte-equal is the normal case and costs
+    one small dict and one orjson.dumps; anything else goes to `_check_kafka_key`, which parses the key.
+    A record without a Kafka key (None) is not checked: there is nothing to compare.
+    """
+    names = [f"k{i}" for i in range(len(columns))]
+    as_tuple = f"({', '.join(names)},)"
+    as_dict = "{" + ", ".join(f"{c!r}: {n}" for c, n in zip(columns, names, strict=True)) + "}"
+    lines = ["def key_of(row, raw):"]
+    lines += [f"    {n} = row[{c!r}]" for c, n in zip(columns, names, strict=True)]
+    lines += [f"    if raw is not None and raw != _dumps({as_dict}):",
+              f"        _check(raw, _columns, {as_tuple})",
+              f"    return {as_tuple}"]
+    ns: dict[str, Any] = {"_dumps": _dumps, "_check": _check_kafka_key, "_columns": columns}
+    exec(compile("\n".join(lines) + "\n", "<generated key reader>", "exec"), ns)  # noqa: S102 - names are repr()s
+    return ns["key_of"]
+
+
+# --- reasons that say what was written --------------------------------------------------------------
+
+_INT_TYPES = frozenset({"tinyint", "smallint", "mediumint", "integer", "bigint"})
+
+
+def _type_reason(exc: TypeDecodeError, ev: ChangeEvent, table: TableProjection, image: str) -> str:
+    """`exc.reason`, except for a float in an integer column: orjson reads an integer literal beyond
+    64 bits as a float, so the raw value is read again with the standard library (exact integers) to
+    report the number as written: `... 1000000000000000000000000000000 is out of range for bigint`.
+    Only on this error path; the hot path never parses twice."""
+    if type(exc.value) is not float or exc.type_name not in _INT_TYPES or ev.raw_value is None:
+        return exc.reason
+    prefix = f"{table.source_table}."
+    column = exc.column[len(prefix):] if exc.column.startswith(prefix) else exc.column
+    try:
+        env = json.loads(ev.raw_value)
+        if type(env) is dict and env.keys() == {"schema", "payload"}:
+            env = env["payload"]
+        written = env[image][column]
+    except Exception:  # noqa: BLE001 - an unreadable value keeps the decoder's reason
+        return exc.reason
+    if type(written) is not int:
+        return exc.reason  # a real float literal (e.g. 12.5 or 1e30): "(got float)" is right
+    return out_of_range(exc.column, exc.type_name, written, str(written)).reason
+
+
+# --- truncate (op t) ---------------------------------------------------------------------------------
+# A truncate carries no key and no row: it deletes every row of its source table. In a batch it acts
+# at its position: changes before it are superseded (a key they left live becomes a delete at the
+# truncate's position, keeping its last image, as if the batch had ended at the truncate and the
+# adapter's truncate had soft-deleted the stored row), changes after it are planned as usual, and a
+# change older than it arriving later (a replay) is dropped. `TablePlan.truncates` tells the adapter
+# to delete every stored row older than each truncate (apply/sql.py truncate_statements).
+
+def _truncate_delete(truncate: ChangeEvent, image: dict[str, Any]) -> ChangeEvent:
+    """The delete of one key that a truncate superseded: the truncate's position, time and record,
+    `before` = the key's last row image (the key is read from it)."""
+    return ChangeEvent(_CHANGE, _DELETE, truncate.source_table, truncate.engine, image, None, None,
+                       truncate.position, truncate.source_ts_ms, truncate.tx_id, truncate.topic,
+                       truncate.partition, truncate.offset, truncate.raw_key, truncate.raw_value)
+
+
+def _supersede_by_truncate(ev: ChangeEvent, truncates: dict[str, list[ChangeEvent]],
+                           table_states: dict[Any, tuple[ChangeEvent, dict[str, Any] | None]] | None,
+                           pre_delete: dict[str, dict[Any, dict[str, Any]]]) -> int:
+    """Record truncate `ev` of its topic and supersede the batch's older live states; returns how many
+    changes it superseded. A truncate not newer than the last one of the batch changes nothing: every
+    row older than it was deleted by that one already."""
+    applied = truncates.get(ev.topic)
+    if applied and ev.position <= applied[-1].position:
+        return 1
+    if applied is None:
+        applied = truncates[ev.topic] = []
+    applied.append(ev)
+    if not table_states:
+        return 0
+    images = None
+    n = 0
+    for key, (old, after) in table_states.items():
+        if after is None or old.position > ev.position:
+            continue  # deleted already (not live at the truncate), or newer than the truncate (kept)
+        table_states[key] = (_truncate_delete(ev, after), None)
+        if images is None:
+            images = pre_delete.setdefault(ev.topic, {})
+        images[key] = after
+        n += 1
+    return n
+
+
+def _emit_truncates(route: _Route, applied: list[ChangeEvent], tables: dict[str, TablePlan]) -> None:
+    for t in route.targets:
+        tp = tables.get(t.physical_name)
+        if tp is None:
+            tp = tables[t.physical_name] = TablePlan(t.physical_name, t.key_columns, t.columns)
+        tp.truncates = [(ev.position, _ts(ev.source_ts_ms)) for ev in applied]
 
 
 _CACHE: dict[tuple[int, int], tuple[Any, Any, Planner]] = {}
