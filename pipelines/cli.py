@@ -325,6 +325,11 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
     planners: int = typer.Option(None, min=0, max=16,
                                  help="Planner processes (default REPORTING_PLANNERS or 0 = plan on the polling "
                                       "thread); 2 roughly double the planning rate on 2 cores, see docs/benchmarks.md."),
+    instance_id: str = typer.Option(None, "--instance-id",
+                                    help="Static member id in the consumer group (Kafka group.instance.id); on "
+                                         "Kubernetes the pod name, see docs/deploy.md."),
+    metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                     help="Serve Prometheus metrics on this port (/metrics; docs/deploy.md)."),
 ) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     import os
@@ -333,7 +338,57 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
     from pipelines.apply.worker import FAULT_ENV, parse_fault_points
 
     run_pipeline(_settings(), until_caught_up=False, group=group or _settings().estate.pipeline.consumer_group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
-                 say=_say, replica_every=replica_every, planners=planners)
+                 say=_say, replica_every=replica_every, planners=planners, instance_id=instance_id,
+                 metrics_port=metrics_port)
+
+
+# --------------------------------------------------------------------------- deploy
+deploy_app = typer.Typer(help="Deployment files rendered from the estate file (docs/deploy.md).",
+                         no_args_is_help=True, cls=_Group)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("render")
+@friendly
+def deploy_render(
+    out: str = typer.Option(..., "--out", help="Folder to write the YAML files into."),
+    image: str = typer.Option(..., "--image", help="The product's image (reporting and the estate's folder at "
+                                                   "--project-dir)."),
+    target: str = typer.Option("kubernetes", "--target", help="What to render for: kubernetes (Strimzi, Helm)."),
+    namespace: str = typer.Option("reporting", "--namespace", "-n", help="Namespace of every resource."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Pipeline workers (StatefulSet replicas)."),
+    partitions: int = typer.Option(6, "--partitions", min=1, help="Partitions of the change topics."),
+    connect_replicas: int = typer.Option(2, "--connect-replicas", min=1, help="Kafka Connect workers."),
+    connect_image: str = typer.Option(None, "--connect-image", help="Where Strimzi pushes the Connect image it "
+                                                                    "builds (default <image>-connect:<tag>)."),
+    connect_push_secret: str = typer.Option(None, "--connect-push-secret", help="Registry credentials Secret."),
+    strimzi_api: str = typer.Option("v1", "--strimzi-api", help="v1 (Strimzi 0.49+, only one from 1.0) or "
+                                                                "v1beta2 (Strimzi up to 0.48)."),
+    kafka_version: str = typer.Option(None, "--kafka-version", help="Kafka of the Strimzi cluster (default 4.3.0)."),
+    name: str = typer.Option(None, "--name", help="Prefix of every resource name (default: the estate's name)."),
+    secret_name: str = typer.Option(None, "--secret-name", help="The Secret holding the estate's secrets "
+                                                                "(default <name>-secrets)."),
+    project_dir: str = typer.Option("/app", "--project-dir", help="The estate's folder inside the image."),
+    service_monitor: bool = typer.Option(False, "--service-monitor/--no-service-monitor",
+                                         help="Also render a Prometheus-operator ServiceMonitor."),
+) -> None:
+    """Render the deployment of the estate (Kafka, Connect, connectors, workers, Dagster values) into a folder."""
+    from pipelines.deploy import apply_instructions, cluster_warnings, render_to_folder
+
+    if target != "kubernetes":
+        raise ValueError(f"--target {target}: only 'kubernetes' can be rendered")
+    settings = _settings()
+    options = {"partitions": partitions, "connect_replicas": connect_replicas, "connect_image": connect_image,
+               "connect_push_secret": connect_push_secret, "strimzi_api": strimzi_api, "name": name,
+               "secret_name": secret_name, "project_dir": project_dir, "service_monitor": service_monitor}
+    if kafka_version:
+        options["kafka_version"] = kafka_version
+    files = render_to_folder(settings, out, image, namespace, workers, **options)
+    for warning in cluster_warnings(settings.estate):
+        err.print(f"warning: {warning}", highlight=False, markup=False)
+    _say(f"wrote {len(files)} files to {out}; then:")
+    for line in apply_instructions(settings, out, image, namespace, workers, **options):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)  # one line each, to copy
 
 
 @app.command("sql")
@@ -424,17 +479,26 @@ def dlq_list(table: str = typer.Option(None, help="Only this contract table, sou
              fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
     """Pending dead letters with topic/partition/offset, stage and reason."""
     from pipelines.apply.dead_letters import list_dead_letters
-    from pipelines.apply.runner import open_backend
+    from pipelines.bi.reader import open_operator_reading
 
     settings = _settings()
-    backend = open_backend(settings)
+    # read-only; while `reporting stream` holds a DuckDB file: the replicas it publishes (the note says when)
+    reading = open_operator_reading(settings)
     try:
-        selected = _dead_letter_filter(settings, backend, table)
-        rows = sorted((d for name in selected
-                       for d in list_dead_letters(backend, name, include_replayed=all_, limit=limit)),
-                      key=lambda d: d.id)[:limit]
+        created = reading.has("_pipeline", "dead_letters")
+        rows = []
+        if created:
+            selected = _dead_letter_filter(settings, reading.backend, table)
+            rows = sorted((d for name in selected
+                           for d in list_dead_letters(reading.backend, name, include_replayed=all_, limit=limit)),
+                          key=lambda d: d.id)[:limit]
     finally:
-        backend.close()
+        reading.close()
+    if reading.note:
+        _note(escape(reading.note), fmt)
+    if not created:
+        _note("_pipeline.dead_letters not created yet (the pipeline creates it when it starts: "
+              "`reporting stream` or `reporting ingest`)", fmt)
     columns = ["id", "topic", "partition", "offset", "stage", "table", "retries", "reason", "first_seen_at"]
     view = View(["id", "topic[partition]@offset", "stage", "table", "retries", "reason"],
                 lambda r: [str(r[0]), f"{r[1]}[{r[2]}]@{r[3]}", r[4], r[5], r[6], r[7]], frozenset({"retries"}))
@@ -466,6 +530,11 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
     _say(f"replayed {res.replayed} of {res.attempted} dead letter(s) ({res.rows} row change(s) applied); "
          f"{res.still_failing} still failing")
     if res.still_failing:
+        for topic, n in sorted(res.failing_by_topic.items()):
+            source = parts.source_tables.get(topic, topic)
+            _say(f"  {n} dead letter(s) of {topic} cannot succeed by replay: their events keep the shape they were "
+                 f"captured with. Fix the projection/contract and replay again, or re-read the current rows: "
+                 f"`reporting resnapshot {source}` (see `reporting dlq list --table {topic}` for the reasons)")
         raise typer.Exit(1)
 
 
@@ -475,20 +544,32 @@ def status(group: str = typer.Option(None, help="Kafka consumer group (default: 
            fmt: Format = typer.Option(Format.table, "--format",
                                       help=FORMAT_HELP + " json: {tables, lags, slots, events}.")) -> None:
     """Per contract table: rows, freshness vs objective, dead letters, last error; lag per partition; events/s."""
-    from pipelines.apply.runner import load_parts, open_backend
+    from pipelines.apply.dead_letters import count_dead_letters
+    from pipelines.apply.runner import load_parts
     from pipelines.apply.status import events_per_second, partition_lags, table_statuses
+    from pipelines.bi.reader import open_operator_reading
 
     settings = _settings()
     group = group or settings.estate.pipeline.consumer_group
-    parts = load_parts(settings.estate)
-    backend = open_backend(settings)
+    contracts = list(load_parts(settings.estate).contracts.values())
+    # read-only, no DDL: DuckDB main file read_only (while `reporting stream` holds it: the replicas it
+    # publishes), PostgreSQL read-only transactions; tables the pipeline has not created are said so
+    reading = open_operator_reading(settings)
     try:
-        backend.ensure_schema(list(parts.contracts.values()))
-        tables = table_statuses(backend, list(parts.contracts.values()))
-        rate = events_per_second(backend, group)
-        stored = backend.stored_offsets(group)
+        ready = all(reading.has("_pipeline", t) for t in ("table_status", "dead_letters", "offsets", "batches"))
+        created = [c for c in contracts if ready and reading.has("reporting", c.physical_name)]
+        known = {ts.physical_name: ts for ts in table_statuses(reading.backend, created)} if created else {}
+        dead = count_dead_letters(reading.backend) if ready else {}
+        rate = events_per_second(reading.backend, group) if ready else 0.0
+        stored = reading.backend.stored_offsets(group) if ready else {}
     finally:
-        backend.close()
+        reading.close()
+    if reading.note:
+        _note(escape(reading.note), fmt)
+    missing = [c.physical_name for c in contracts if c.physical_name not in known]
+    if missing:
+        _note(f"not created yet: {', '.join(missing)} (the pipeline creates its tables when it starts: "
+              "`reporting stream` or `reporting ingest`)", fmt)
     sections: dict[str, Section] = {}
 
     def show(name: str, section: Section) -> None:  # a table as soon as it is known; csv/json at the end
@@ -502,9 +583,11 @@ def status(group: str = typer.Option(None, help="Kafka consumer group (default: 
     show("tables", Section(
         ["contract_table", "live_rows", "freshness_s", "fresh", "objective_s", "dead_letters", "last_error"],
         [(ts.physical_name, ts.rows, ts.freshness_s, ts.fresh, ts.objective_s, ts.dead_letters, ts.last_error)
-         for ts in tables],
+         if (ts := known.get(c.physical_name)) is not None else
+         (c.physical_name, None, None, False, c.freshness_seconds, dead.get(c.physical_name, 0), None)
+         for c in contracts],
         view=View(["contract table", "live rows", "freshness", "objective", "dead letters", "last error"],
-                  lambda r: [r[0], r[1], freshness(r), f"{r[4]}s", r[5], r[6]],
+                  lambda r: [r[0], "not created yet" if r[1] is None else r[1], freshness(r), f"{r[4]}s", r[5], r[6]],
                   frozenset({"live rows", "freshness", "objective", "dead letters"}))))
     try:
         from pipelines.kafka.security import client_config
@@ -550,10 +633,14 @@ def reconcile(table: list[str] = typer.Option(None, "--table", "-t",
               fmt: Format = typer.Option(Format.table, "--format",
                                          help=FORMAT_HELP + " json: {tables, differences}.")) -> None:
     """Compare every contract table with its source (same projection); exit 1 on any difference."""
+    from pipelines.bi.reader import read_notes
     from pipelines.reconcile.render import reconcile_command
 
-    raise typer.Exit(reconcile_command(_settings(), table or None, show, console=console, fmt=fmt,
-                                       stream=sys.stdout, err=err))
+    # read-only; while `reporting stream` holds a DuckDB file, the replicas it publishes: one line says when
+    with read_notes(lambda note: _note(escape(note), fmt)):
+        code = reconcile_command(_settings(), table or None, show, console=console, fmt=fmt, stream=sys.stdout,
+                                 err=err)
+    raise typer.Exit(code)
 
 
 bench_app = typer.Typer(help="Benchmarks (never part of the test run): results go to bench/results/.",
@@ -578,6 +665,22 @@ def bench_apply_cmd(
 
     bench_apply(events=events, keys=keys, backends=tuple(backend or ("duckdb", "postgres")), batch=batch, seed=seed,
                 say=_say, planners=tuple(planners or (0, 2)), reps=reps)
+
+
+@app.command("resnapshot")
+@friendly
+def resnapshot_cmd(table: str = typer.Argument(..., help="Contract table (orders_v1), contract (orders), source "
+                                                         "table (public.orders) or topic."),
+                   snapshot_type: str = typer.Option("blocking", "--type", help="blocking or incremental."),
+                   wait: bool = typer.Option(True, "--wait/--no-wait", help="Show progress until the rows are in Kafka.")
+                   ) -> None:
+    """Re-read a source table through its connector (heals rows after source-side drift).
+
+    Sends Debezium an execute-snapshot signal for the source table feeding TABLE; its current rows
+    arrive as snapshot events, which the stream (or `reporting ingest`) applies."""
+    from pipelines.resnapshot import resnapshot
+
+    resnapshot(_settings(), table, snapshot_type=snapshot_type, wait=wait, say=_say)
 
 
 @app.command("run")

@@ -70,36 +70,16 @@ def resnapshot(settings: Settings, table: str, snapshot_type: str = "blocking", 
                say: Callable[[str], None] = print) -> ResnapshotResult:
     """Send the snapshot signal for the source table feeding `table` (a contract table, contract name,
     source table or topic) and, with `wait`, show progress until its rows reached Kafka."""
-    from pipelines.connect.client import estate_connectors
-    from pipelines.connect.signals import (
-        SnapshotSignalError,
-        config_problems,
-        ensure_signal_topic,
-        resolve_target,
-        send_signal,
-        signal_topic,
-        snapshot_signal,
-    )
-    from pipelines.kafka.security import client_config
+    from pipelines.connect.signals import resolve_target, send_execute_snapshot
     from pipelines.projection import load_estate_projections
 
     projections = load_estate_projections(settings.estate)
     target = resolve_target(table, projections)
-    config = next(c["config"] for c, s in zip(estate_connectors(settings.estate), settings.estate.services,
-                                              strict=True) if s.name == target.service)
-    problems = config_problems(config, snapshot_type)
-    if problems:
-        raise SnapshotSignalError(f"{settings.estate.service(target.service).connector}: not set up for Kafka "
-                                  f"signals: {'; '.join(problems)}")
     topics = sorted(t for t, tp in projections.items() if tp.source_table in target.source_tables)
     rows = sum(n for n in (source_row_count(settings, target.service, s) for s in target.source_tables)
                if n is not None) if wait else None
-    kafka = client_config(settings)
     before = topic_end(settings, topics) if wait else 0
-    topic = signal_topic(config)
-    ensure_signal_topic(kafka, topic)
-    signal = snapshot_signal(target.source_tables, snapshot_type)
-    send_signal(kafka, topic, config["topic.prefix"], signal)
+    signal_id, _topic, _offset = send_execute_snapshot(settings, target.service, target.source_tables, snapshot_type)
     say(f"sent a {snapshot_type} snapshot signal for {', '.join(target.source_tables)} ({target.service}) "
         f"→ contract tables {', '.join(target.contract_tables)}")
     started = time.monotonic()
@@ -124,5 +104,5 @@ def resnapshot(settings: Settings, table: str, snapshot_type: str = "blocking", 
                 break
             time.sleep(1.0)
         say("the running `reporting stream` applies them; without one, run `reporting ingest`")
-    return ResnapshotResult(target.service, target.source_tables, target.contract_tables, signal["id"], rows, seen,
+    return ResnapshotResult(target.service, target.source_tables, target.contract_tables, signal_id, rows, seen,
                             time.monotonic() - started)

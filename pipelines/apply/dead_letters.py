@@ -8,7 +8,7 @@ Replaying an event older than the stored row is a harmless no-op (positions deci
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.convert import apply_batch
@@ -56,12 +56,17 @@ class ReplayResult:
     replayed: int
     still_failing: int
     rows: int
+    failing_by_topic: dict[str, int] = field(default_factory=dict)
+    """Dead letters that failed again, per topic: replay re-plans the event as it was captured, so these
+    can only succeed after another projection/contract change, or be superseded by re-reading the
+    source table's current rows (`reporting resnapshot`)."""
 
 
 def replay(backend: Backend, parts: PipelineParts, group: str, table: str | None = None,
            batch_size: int = 5000) -> ReplayResult:
     """Re-plan and apply pending dead letters (optionally of one table / topic)."""
     attempted = replayed = failing = rows = 0
+    failing_by_topic: dict[str, int] = {}
     last_id = 0
     while True:
         where = "replayed_at IS NULL AND id > ?"
@@ -88,6 +93,7 @@ def replay(backend: Backend, parts: PipelineParts, group: str, table: str | None
         for d in plan.dead_letters:
             for dl_id in by_pos.get((d.topic, d.partition, d.offset), []):
                 failed[dl_id] = f"{d.stage}: {d.reason}"
+                failing_by_topic[d.topic] = failing_by_topic.get(d.topic, 0) + 1
         base = apply_batch(plan, parts.contracts, parts.source_tables)
         all_ids = [i for ids in by_pos.values() for i in ids]
         batch = ApplyBatch(base.tables, [], {}, replayed_dead_letter_ids=[i for i in all_ids if i not in failed],
@@ -97,4 +103,4 @@ def replay(backend: Backend, parts: PipelineParts, group: str, table: str | None
         failing += len(failed)
         replayed += len(pending) - len(failed)
         rows += result.rows
-    return ReplayResult(attempted, replayed, failing, rows)
+    return ReplayResult(attempted, replayed, failing, rows, failing_by_topic)

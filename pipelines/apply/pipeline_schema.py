@@ -8,6 +8,8 @@
 - batches:       one row per applied batch (events, rows, dead letters) for rates in `reporting status`.
 - deleted_keys:  per contract table `<physical>__deleted`: the newest delete position per key, so a
                  replayed older create cannot resurrect a deleted row (see apply/sql.py).
+- backfills:     contract tables that appeared after their source was streamed, and the snapshot
+                 requested to fill them (apply/backfill.py), with the source's row count then.
 - truncates:     per contract table: the newest source truncate applied (position, source time, when,
                  rows it deleted). It extends the deleted keys to the whole table: a change older than
                  it is never applied, so a replayed create cannot resurrect a truncated row.
@@ -45,6 +47,9 @@ def pipeline_ddl(dialect: str) -> list[str]:
         f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.truncates (
   physical_name VARCHAR PRIMARY KEY, "_source_position" {big} NOT NULL, "_source_ts" {ts}, applied_at {ts} NOT NULL,
   rows_deleted {big} NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.backfills (
+  physical_name VARCHAR PRIMARY KEY, source_table VARCHAR NOT NULL, requested_at {ts} NOT NULL,
+  signal_id VARCHAR NOT NULL, source_rows {big})""",
         f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.batches (
   consumer_group VARCHAR NOT NULL, applied_at {ts} NOT NULL, events INTEGER NOT NULL, rows_applied INTEGER NOT NULL,
   dead_letters INTEGER NOT NULL)""",

@@ -129,7 +129,8 @@ def _dead_letter_producer(settings: Settings) -> Callable[[ApplyBatch], None]:
 def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str = DEFAULT_GROUP,
                  say: Callable[[str], None] = print, install_signals: bool = True,
                  max_records: int = 20000, replica_every: float | None = None,
-                 planners: int | None = None, faults: dict[str, float] | None = None) -> RunStats:
+                 planners: int | None = None, faults: dict[str, float] | None = None,
+                 instance_id: str | None = None, metrics_port: int | None = None) -> RunStats:
     """Run the pipeline worker with the configured backend; returns the run's statistics.
 
     `planners`: planner processes (apply/planner_pool.py; None = REPORTING_PLANNERS, default 0 =
@@ -149,10 +150,21 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
     pipeline = settings.estate.pipeline
     parts = load_parts(settings.estate)
     planners = planner_processes(planners, settings)
+    metrics = None
+    if metrics_port is not None:  # before waiting for the database: the endpoint shows a worker that waits
+        from pipelines.metrics import PipelineMetrics
+
+        metrics = PipelineMetrics(group=group, instance=instance_id or "")
+        say(f"metrics on port {metrics.serve(metrics_port)} (/metrics)")
     # the worker waits for an unavailable reporting DB (locked DuckDB file, PostgreSQL restarting)
     backend = open_backend(settings, wait_s=pipeline.open_wait_s, say=say)
     try:
         backend.ensure_schema(list(parts.contracts.values()))
+        # a contract table new since its source was streamed (a new major, a new target) starts full
+        from pipelines.apply.backfill import request_backfills
+        from pipelines.projection import load_estate_projections
+
+        request_backfills(settings, backend, group, load_estate_projections(settings.estate), parts.contracts, say=say)
         from kafka.errors import KafkaTimeoutError
 
         from pipelines.kafka.security import bootstrap_error
@@ -160,7 +172,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
         try:
             consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
                                       lambda: backend.stored_offsets(group), max_records=max_records,
-                                      security=client_security(settings))
+                                      security=client_security(settings), group_instance_id=instance_id)
         except KafkaTimeoutError as exc:
             raise bootstrap_error(settings, exc) from exc
         # long-lived objects (compiled projections, contracts, client state) leave the GC's view;
@@ -176,9 +188,9 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
 
             publisher = ReplicaPublisher.from_settings(settings, every_s=replica_every)
 
-        def after_batch(applied: bool) -> None:
-            if publisher is not None and applied:
-                publisher.maybe_publish(backend.conn)
+        # called after every applied batch AND on the worker's idle polls, so the last batch of a burst
+        # reaches the replica once replica_every_s have passed, without waiting for more traffic
+        after_batch = publisher.hook(lambda: backend.conn) if publisher is not None else None
 
         pool = None
         try:
@@ -189,7 +201,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
                 say(f"planning in {planners} planner process(es)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
                             say=say, after_batch=after_batch, pool=pool, faults=faults,
-                            max_retries=pipeline.max_retries)
+                            max_retries=pipeline.max_retries, metrics=metrics)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:
                 publisher.close(backend.conn)

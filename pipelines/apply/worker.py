@@ -93,7 +93,7 @@ class Worker:
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
                  max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0,
                  after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None,
-                 faults: dict[str, float] | None = None) -> None:
+                 faults: dict[str, float] | None = None, metrics=None) -> None:
         self.backend = backend
         self.pool = pool  # planner processes (apply/planner_pool.py); None = plan on the polling thread
         self.consumer = consumer
@@ -104,6 +104,7 @@ class Worker:
         self.say = say
         self.status_every = status_every
         self.after_batch = after_batch  # called with applied=True/False after every poll (e.g. replica publishing)
+        self.metrics = metrics  # pipelines.metrics.PipelineMetrics, or None
         self._stop = False
         self._faults = dict(faults or {})
         if self._faults:
@@ -154,6 +155,8 @@ class Worker:
         """Runs on the applier thread: one transaction, then what follows a commit."""
         t0 = time.monotonic()
         result = self._apply_with_retry(batch)
+        if self.metrics is not None:
+            self._record(batch, events, result.rows, time.monotonic() - t0)
         if self._faults:
             maybe_crash("after_commit", self._faults)
         if self.dead_letter_sink and batch.dead_letters:
@@ -171,6 +174,23 @@ class Worker:
                          f"(position {t.position}, source time {t.source_ts})")
         if self.after_batch:
             self.after_batch(True)
+
+    def _record(self, batch: ApplyBatch, events: int, rows: int, apply_seconds: float) -> None:
+        """Metrics of a committed batch: counts, dead letters by (table, stage), apply time, and per
+        table the source-commit-to-visible latency of its newest change (also its freshness)."""
+        committed = time.time()
+        dead: dict[tuple[str, str], int] = {}
+        for dl in batch.dead_letters:
+            key = (dl.target_table or dl.source_table or dl.topic, dl.stage)
+            dead[key] = dead.get(key, 0) + 1
+        visible = []
+        for table in batch.tables:
+            newest = table.newest_source_ts
+            if newest is not None:
+                age = max(0.0, committed - newest.timestamp())
+                visible.append(age)
+                self.metrics.set_freshness(table.contract.physical_name, age)
+        self.metrics.batch_applied(events, rows, dead, apply_seconds, visible)
 
     def run(self, until_caught_up: bool = False, idle_timeout: float = 60.0, install_signals: bool = True) -> RunStats:
         """Poll and plan on this thread while the previous batch is applied on the applier thread.
@@ -231,7 +251,12 @@ class Worker:
                 elif self.after_batch and applier.idle():
                     self.after_batch(False)
                 if time.monotonic() - last_status >= self.status_every:
-                    lag = sum(self.consumer.lag().values())
+                    lags = self.consumer.lag()  # exactly the assigned partitions
+                    if self.metrics is not None:
+                        self.metrics.set_assignment(list(lags))
+                        for (topic, partition), n in lags.items():
+                            self.metrics.set_lag(topic, partition, n)
+                    lag = sum(lags.values())
                     self.say(stats.line(lag))
                     last_status = time.monotonic()
             applier.wait_idle()  # a stop finishes the batch in flight (its offsets are committed with it)

@@ -58,6 +58,7 @@ __all__ = [
     "decode",
     "decoder_for",
     "is_placeholder",
+    "out_of_range",
 ]
 
 UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"
@@ -97,18 +98,35 @@ def is_placeholder(value: Any) -> bool:
 class TypeDecodeError(ValueError):
     """A raw value does not have the declared source type. `str(err)` names column, type and value."""
 
-    def __init__(self, column: str, type_name: str, value: Any, detail: str = "") -> None:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        reason = f"column {column}: {shown} is not a valid {type_name}"
-        if detail:
-            reason += f" ({detail})"
+    def __init__(self, column: str, type_name: str, value: Any, detail: str = "", *,
+                 reason: str | None = None) -> None:
+        if reason is None:
+            reason = f"column {column}: {_shown(value)} is not a valid {type_name}"
+            if detail:
+                reason += f" ({detail})"
         super().__init__(reason)
         self.column = column
         self.type_name = type_name
         self.value = value
         self.reason = reason
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
+
+
+def out_of_range(column: str, type_name: str, value: int | float, written: str | None = None) -> TypeDecodeError:
+    """`column c: 1000000000000000000000000000000 is out of range for bigint`.
+
+    `written`: the number as the JSON text wrote it, when known. orjson reads an integer beyond
+    -2**63..2**64-1 as a float, so the decoder itself only sees e.g. 1e+30; the planner, which has the
+    raw bytes, passes the literal (see pipelines.cdc.plan)."""
+    shown = written if written is not None else str(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return TypeDecodeError(column, type_name, value, "out of range",
+                           reason=f"column {column}: {shown} is out of range for {type_name}")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -199,8 +217,12 @@ def _int_decoder(column: str, type_name: str) -> Decoder:
             return None
         if v == UNAVAILABLE_PLACEHOLDER:
             return UNAVAILABLE
-        detail = "out of range" if type(v) is int else f"got {type(v).__name__}"
-        raise TypeDecodeError(column, type_name, v, detail)
+        if type(v) is int:
+            raise out_of_range(column, type_name, v)
+        if type(v) is float and v.is_integer() and not lo <= v <= hi:
+            # an integer literal too big for orjson's 64-bit parse arrives as a float (10**30 → 1e+30)
+            raise out_of_range(column, type_name, v)
+        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}")
 
     return dec
 

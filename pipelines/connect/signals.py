@@ -127,3 +127,26 @@ def live_connector_config(client, name: str) -> dict:
         raise SnapshotSignalError(f"connector {name} is not registered on Kafka Connect (materialize its asset)")
     r.raise_for_status()
     return r.json()
+
+
+def send_execute_snapshot(settings, service: str, source_tables: tuple[str, ...],
+                          snapshot_type: str = "blocking") -> tuple[str, str, int]:
+    """Signal `service`'s connector to snapshot `source_tables`; returns (signal id, topic, offset).
+
+    The signal topic and key come from the connector config as the estate registers it (no Connect
+    REST call), so this works wherever the pipeline reaches Kafka."""
+    from pipelines.connect.client import estate_connectors
+    from pipelines.kafka.security import client_config
+
+    specs = dict(zip(settings.estate.service_names, estate_connectors(settings.estate), strict=True))
+    config = specs[service]["config"]
+    problems = config_problems(config, snapshot_type)
+    if problems:
+        raise SnapshotSignalError(f"{settings.estate.service(service).connector}: not set up for Kafka signals: "
+                                  f"{'; '.join(problems)}")
+    kafka = client_config(settings)
+    topic = signal_topic(config)
+    ensure_signal_topic(kafka, topic)
+    signal = snapshot_signal(source_tables, snapshot_type)
+    offset = send_signal(kafka, topic, config["topic.prefix"], signal)
+    return signal["id"], topic, offset

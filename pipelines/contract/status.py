@@ -37,6 +37,10 @@ class TableFacts:
     """_pipeline.table_status.newest_source_ts, when present."""
     last_applied_at: dt.datetime | None = None
     last_error: str | None = None
+    backfill_requested_at: dt.datetime | None = None
+    """When the pipeline asked for a snapshot to fill this table (apply/backfill.py), if it did."""
+    backfill_source_rows: int | None = None
+    """The source table's rows at that moment: the table is backfilled once it holds as many."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class ContractStatus:
     freshness: str
     """'fresh' (age within the objective), 'stale', 'unknown' (no change applied yet), 'missing' (no table)."""
     last_error: str | None = None
+    backfill: str | None = None
+    """'backfilling N of M rows since T', 'backfilled (requested T)', or None (never needed)."""
 
 
 def build_status(contracts: Iterable[Contract], facts: Mapping[str, TableFacts], now: dt.datetime
@@ -78,12 +84,20 @@ def build_status(contracts: Iterable[Contract], facts: Mapping[str, TableFacts],
         else:
             freshness = "fresh" if age <= c.freshness_seconds else "stale"
         days = (c.deprecation_date - now.date()).days if c.deprecation_date else None
+        backfill = None
+        if f.backfill_requested_at is not None:
+            have = (f.live_rows or 0) + (f.deleted_rows or 0)
+            since = f.backfill_requested_at.isoformat(timespec="seconds")
+            if f.backfill_source_rows is not None and have < f.backfill_source_rows:
+                backfill = f"backfilling {have:,} of {f.backfill_source_rows:,} rows since {since}"
+            else:
+                backfill = f"backfilled (requested {since})"
         out.append(ContractStatus(
             table=c.physical_name, version=c.version, owner_service=c.owner_service, status=c.status,
             deprecation_date=c.deprecation_date, days_to_deprecation=days, exists=f.exists,
             live_rows=f.live_rows, deleted_rows=f.deleted_rows, newest_source_ts=newest,
             last_applied_at=f.last_applied_at, freshness_objective_seconds=c.freshness_seconds,
-            age_seconds=age, freshness=freshness, last_error=f.last_error))
+            age_seconds=age, freshness=freshness, last_error=f.last_error, backfill=backfill))
     return out
 
 
@@ -100,6 +114,11 @@ def read_facts(backend, contracts: Iterable[Contract]) -> dict[str, TableFacts]:
         for name, newest, applied, error in backend.query(
                 "SELECT physical_name, newest_source_ts, last_applied_at, last_error FROM _pipeline.table_status"):
             pipeline[name] = (newest, applied, error)
+    backfills: dict[str, tuple] = {}
+    if _exists(backend, "_pipeline", "backfills"):
+        for name, requested, rows in backend.query(
+                "SELECT physical_name, requested_at, source_rows FROM _pipeline.backfills"):
+            backfills[name] = (requested, rows)
     facts = {}
     for c in contracts:
         if not _exists(backend, "reporting", c.physical_name):
@@ -114,7 +133,9 @@ def read_facts(backend, contracts: Iterable[Contract]) -> dict[str, TableFacts]:
             live, newest = backend.query(f'SELECT count(*), max("_source_ts") FROM {qualified_name(c)}')[0]
             deleted = None
         p_newest, applied, error = pipeline.get(c.physical_name, (None, None, None))
-        facts[c.physical_name] = TableFacts(True, int(live), deleted, newest, p_newest, applied, error)
+        requested, source_rows = backfills.get(c.physical_name, (None, None))
+        facts[c.physical_name] = TableFacts(True, int(live), deleted, newest, p_newest, applied, error,
+                                            requested, source_rows)
     return facts
 
 
@@ -148,7 +169,7 @@ def _age(seconds: float | None) -> str:
 
 COLUMNS = ("table", "version", "owner_service", "status", "deprecation_date", "days_to_deprecation", "exists",
            "live_rows", "deleted_rows", "newest_source_ts", "last_applied_at", "age_seconds",
-           "freshness_objective_seconds", "freshness", "last_error")
+           "freshness_objective_seconds", "freshness", "last_error", "backfill")
 """Stable column names of `contract status --format csv|json` (the fields of ContractStatus)."""
 
 
@@ -174,7 +195,8 @@ def _cells(row) -> list:
         rows += f" (+{s['deleted_rows']:,} deleted)"
     newest = s["newest_source_ts"]
     newest = newest.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if newest else ""
-    fresh = Text(s["freshness"] + (" (last error)" if s["last_error"] else ""), style=colours[s["freshness"]])
+    fresh = Text(s["freshness"] + (" (last error)" if s["last_error"] else "")
+                 + (f"; {s['backfill']}" if s["backfill"] else ""), style=colours[s["freshness"]])
     return [s["table"], s["version"], s["owner_service"], status, deprecation, rows, newest, _age(s["age_seconds"]),
             _age(s["freshness_objective_seconds"]), fresh]
 

@@ -56,11 +56,15 @@ class ChangeConsumer:
 
     def __init__(self, bootstrap: str | list[str], group_id: str, prefixes: Iterable[str],
                  stored_offsets: Callable[[], dict[tuple[str, int], int]], max_records: int = 20000,
-                 client_id: str = "reporting-pipeline", security: dict | None = None) -> None:
+                 client_id: str = "reporting-pipeline", security: dict | None = None,
+                 group_instance_id: str | None = None) -> None:
+        # group_instance_id: a static member (KIP-345), e.g. the pod name of a StatefulSet worker; it
+        # rejoins after a restart within session_timeout_ms without a rebalance and never sends LeaveGroup
         self.consumer = KafkaConsumer(
             **(security or {}),
             bootstrap_servers=bootstrap,
             group_id=group_id,
+            group_instance_id=group_instance_id or None,
             client_id=client_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

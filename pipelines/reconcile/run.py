@@ -193,35 +193,57 @@ def reconcile_tables(projections: Mapping[str, TableProjection], contracts: Mapp
 
 
 def open_reporting(settings, read_only: bool = True):
-    """The configured reporting backend for reading: DuckDB opened read-only (fails while another
-    process writes the file), or the PostgreSQL reporting server. Raises ReconcileError (one line)."""
+    """The configured reporting backend for reading; raises ReconcileError (one line).
+
+    read_only (the default): never a writer, never DDL (pipelines/bi/reader.py `open_operator_reading`):
+    DuckDB: the main file read-only, or, while `reporting stream` holds it, the read replica and the
+    `_pipeline` replica it publishes; a one-line note says so and when they were published (`announce`:
+    printed by the command that asked for it through `read_notes`, else logged). PostgreSQL: the writer
+    role in read-only transactions. read_only=False: the DuckDB main file read-write (stream stopped), or
+    the PostgreSQL reporting server as the writer.
+    """
     if settings.backend == "duckdb":
-        import duckdb
-
-        from pipelines.apply.duckdb_backend import DuckDbBackend
-
         path = Path(settings.duckdb_path)
         if not path.exists():
             raise ReconcileError(f"no reporting database at {path} (run the pipeline first, or set "
                                  f"REPORTING_DUCKDB_PATH)")
+        if not read_only:
+            import duckdb
+
+            from pipelines.apply.duckdb_backend import DuckDbBackend
+
+            try:
+                return DuckDbBackend(path)
+            except duckdb.Error as exc:
+                raise ReconcileError(f"cannot open {path}: {_one_line(exc)} (DuckDB allows one writing process: "
+                                     "is `reporting stream` running?)") from exc
+    elif not read_only:
+        from pipelines.apply.runner import open_backend
+
         try:
-            return DuckDbBackend(path, read_only=read_only)
-        except duckdb.Error as exc:
-            raise ReconcileError(f"cannot open {path}: {_one_line(exc)} (DuckDB allows one writing process: is "
-                                 f"`reporting stream` running?)") from exc
-    from pipelines.apply.runner import open_backend
+            return open_backend(settings)
+        except Exception as exc:
+            raise ReconcileError(f"cannot open the {settings.backend} reporting database: {_one_line(exc)}") from exc
+    from pipelines.bi.reader import ReportingDbUnavailable, announce, open_operator_reading
 
     try:
-        return open_backend(settings)
+        reading = open_operator_reading(settings)
+    except ReportingDbUnavailable as exc:
+        raise ReconcileError(str(exc)) from exc
     except Exception as exc:
         raise ReconcileError(f"cannot open the {settings.backend} reporting database: {_one_line(exc)}") from exc
+    reading.backend.read_note = reading.note  # where the figures come from (None: the main file / server)
+    if reading.note:
+        announce(reading.note)
+    return reading.backend
 
 
 def reconcile(settings, tables: list[str] | None = None, show: int = 10) -> list[TableReconciliation]:
     """Compare every contract table (or `tables`) with its source database, as the pipeline would project it.
 
     Reads the service databases as their declared readers (estate file), and the
-    reporting database configured by `settings` (DuckDB read-only: stop `reporting stream` first).
+    reporting database configured by `settings` read-only (DuckDB: the main file, or the read replica
+    while `reporting stream` holds it; see open_reporting).
     Raises ReconcileError when it cannot start; per-table problems are in each result's `error`.
     """
     from pipelines.contract.model import load_contracts

@@ -54,6 +54,8 @@ def test_poison_events_go_to_dead_letters_and_stream_goes_on(backend):
     # nothing was fixed: replay leaves all three pending, with retries counted
     res = replay(backend, parts, "g")
     assert (res.attempted, res.replayed, res.still_failing) == (3, 0, 3)
+    # per topic, so `reporting dlq replay` can say which source table a resnapshot would heal
+    assert res.failing_by_topic == {"orders.public.orders": 2, "orders.public.refund_notes": 1}
     assert {d.retries for d in list_dead_letters(backend)} == {1}
 
 

@@ -168,11 +168,11 @@ def test_truncate_and_message_ops():
 
 @pytest.mark.parametrize(("value", "reason"), [
     (b"{not json", "value is not valid JSON"),
-    (b"[1, 2]", "value is a JSON list, not an object"),
+    (b"[1, 2]", "value is a JSON array, not an object"),
     (b'{"op": "x", "source": {}}', "unknown op 'x'"),
     (b'{"op": "c", "after": {"id": 1}}', "op 'c' event has no source block"),
     (b'{"op": "c", "after": null, "source": {"connector": "postgresql"}}', "op 'c' event has no 'after' row"),
-    (b'{"op": "u", "after": [1], "source": {"connector": "postgresql"}}', "op 'u' event has no 'after' row"),
+    (b'{"op": "u", "after": [1], "source": {"connector": "postgresql"}}', "'after' is an array, expected an object"),
     (b'{"op": "d", "before": null, "source": {"connector": "postgresql"}}',
      "delete event has no 'before' row (REPLICA IDENTITY NOTHING?)"),
     (b'{"op": "c", "after": {}, "source": {"connector": "oracle"}}', "unsupported source connector 'oracle'"),
