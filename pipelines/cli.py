@@ -307,13 +307,16 @@ def service_add(name: str = typer.Argument(..., help="Service name (lower case; 
     for path in written:
         _say(f"wrote {path}")
     c = contract or name
-    _say(f"""next steps:
+    from pipelines.config.load import BUNDLED_ESTATE
+
+    r = "reporting" if estate.path == BUNDLED_ESTATE else f"reporting --estate {estate.path}"
+    _say(f"""next steps (docs/own-estate.md):
   1. edit connectors/{name}/schema.sql (local stack) or point services.{name} at your database in {estate.path.name}
   2. edit connectors/{name}/projection.yaml and {estate.contracts.name}/{c}/v1.yaml to the real columns
-  3. reporting contract check && reporting contract publish
-  4. python -m pipelines.dbt_sources   (dbt sources from the contracts), then edit the staging model
-  5. reporting stack up (local) or reporting connectors apply (your Connect cluster); then reporting ingest
-  6. reporting reconcile --table {c}""")
+  3. {r} contract check && {r} contract publish
+  4. python -m pipelines.dbt_sources --estate {estate.path}   (dbt sources), then edit stg_{c}.sql
+  5. {r} stack up (local) or {r} connectors apply (your Connect cluster); then {r} ingest
+  6. {r} reconcile --table {c}; {r} dbt build --select stg_{c}""")
 
 
 # --------------------------------------------------------------------------- pipeline

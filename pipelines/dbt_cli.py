@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Sequence
 
 from pipelines.settings import Settings
@@ -31,6 +32,8 @@ def dbt_argv(settings: Settings, command: str, args: Sequence[str]) -> tuple[lis
     if "--target" not in args and "-t" not in args:
         argv += ["--target", dbt_target(settings)]
     env = {**os.environ, **dbt_env(settings), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    if not sys.stdout.isatty() or "NO_COLOR" in os.environ:
+        env.setdefault("DBT_USE_COLORS", "false")  # no ANSI codes in piped output
     return argv, env
 
 

@@ -106,9 +106,45 @@ class KafkaSecurity(_Model):
         return self
 
 
+class LocalCluster(_Model):
+    """The local stack's cluster profile (docs/scaling.md): `reporting stack up` starts one KRaft node
+    (combined broker + controller) per `kafka.bootstrap_servers` entry and one Kafka Connect worker per
+    `connect.urls` entry, all in one distributed group; every topic gets `replication_factor` replicas
+    and `min_insync_replicas`, and the connectors create their change topics with `partitions`
+    partitions. Without it the local stack is one broker and one Connect worker."""
+
+    partitions: int = Field(6, ge=1, le=64, description="Partitions of each change topic the connectors create.")
+    replication_factor: int = Field(3, ge=1, le=9, description="Replicas of every topic (at most one per broker).")
+    min_insync_replicas: int = Field(2, ge=1, le=9, description="Replicas an acks=all write needs.")
+    broker_heap: str = Field("384m", pattern=r"^[0-9]+[kmgKMG]$", description="-Xmx of each broker.")
+    connect_heap: str = Field("512m", pattern=r"^[0-9]+[kmgKMG]$", description="-Xmx of each Connect worker.")
+
+    @model_validator(mode="after")
+    def _isr(self) -> LocalCluster:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(f"min_insync_replicas {self.min_insync_replicas} exceeds replication_factor "
+                             f"{self.replication_factor}")
+        return self
+
+
 class Kafka(_Model):
     bootstrap_servers: tuple[str, ...] = Field(..., min_length=1, description="host:port of one or more brokers.")
     security: KafkaSecurity = KafkaSecurity()
+    local_cluster: LocalCluster | None = Field(
+        None, description="Local stack only: start one broker per bootstrap server and one Connect worker per "
+                          "connect URL, with replication (docs/scaling.md).")
+
+    @model_validator(mode="after")
+    def _cluster_fits(self) -> Kafka:
+        lc = self.local_cluster
+        if lc is not None:
+            ports = [s.rpartition(":")[2] for s in self.bootstrap_servers]
+            if len(set(ports)) != len(ports):
+                raise ValueError("local_cluster: every bootstrap server is one local broker, so their ports must differ")
+            if lc.replication_factor > len(self.bootstrap_servers):
+                raise ValueError(f"local_cluster.replication_factor {lc.replication_factor} needs as many brokers, "
+                                 f"but bootstrap_servers lists {len(self.bootstrap_servers)}")
+        return self
 
     @field_validator("bootstrap_servers")
     @classmethod

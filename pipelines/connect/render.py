@@ -72,7 +72,23 @@ def render_connector(spec: dict, service: Service, kafka: Kafka) -> dict:
         config.setdefault("signal.kafka.groupId", f"reporting-signals-{service.name}")
     for prefix in _KAFKA_CLIENT_PREFIXES[service.engine]:
         config.update(kafka_client_security(kafka.security, prefix))
+    for key, value in topic_creation(kafka).items():
+        config.setdefault(key, value)
     return {"name": spec["name"], "config": config}
+
+
+def topic_creation(kafka: Kafka) -> dict[str, str]:
+    """Kafka Connect topic-creation settings for the change topics the connector creates, from the local
+    cluster profile (`kafka.local_cluster`, docs/scaling.md): its partitions, replication factor and
+    min.insync.replicas. {} without the profile (the broker's defaults apply). Records stay keyed by
+    the primary key, so every change of one row lands in one partition, in order. A connector file
+    that sets one of these keys keeps its own value."""
+    lc = kafka.local_cluster
+    if lc is None:
+        return {}
+    return {"topic.creation.default.partitions": str(lc.partitions),
+            "topic.creation.default.replication.factor": str(lc.replication_factor),
+            "topic.creation.default.min.insync.replicas": str(lc.min_insync_replicas)}
 
 
 def kafka_client_security(sec: KafkaSecurity, prefix: str = "") -> dict[str, str]:

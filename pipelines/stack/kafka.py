@@ -1,4 +1,10 @@
-"""Apache Kafka (single node, KRaft combined broker+controller) and a Kafka Connect distributed worker.
+"""Apache Kafka (KRaft, combined broker+controller nodes) and Kafka Connect distributed workers.
+
+By default one node and one worker. With the estate's cluster profile (`kafka.local_cluster`,
+docs/scaling.md) one node per `kafka.bootstrap_servers` entry (node ids 1..N, their controller ports
+right after the highest broker port), every topic replicated (`replication_factor`,
+`min_insync_replicas`), and one Connect worker per `connect.urls` entry, all in one Connect group;
+each node and worker has its own folder (<state>/kafka-<n>, <state>/connect, <state>/connect-<n>).
 
 Both run from the jars Maven resolved into <state>/jvm (see connectors/pom.xml), each as its own
 JVM with an explicit heap (-Xmx), its own log file and pid file under <state>/kafka and
@@ -21,6 +27,7 @@ import base64
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,8 +104,47 @@ def _jaas_quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def broker_properties(settings: Settings, root: Path, password: str | None = None) -> dict[str, str]:
-    """server.properties of the single local broker (KRaft, combined broker + controller). Pure.
+@dataclass(frozen=True)
+class Node:
+    """One local KRaft node (combined broker + controller): its id, client port and controller port."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+
+def cluster_nodes(settings: Settings) -> list[Node]:
+    """The local Kafka nodes the estate declares. Pure.
+
+    Without `kafka.local_cluster`: one node at the first bootstrap server's port, its controller on the
+    next port (as always). With it: node i (1..N) at the i-th bootstrap server's port, and the
+    controllers on the N ports after the highest of them (59092-59094 → controllers 59095-59097)."""
+    kafka = settings.estate.kafka
+    if kafka.local_cluster is None:
+        return [Node(1, settings.ports["kafka"], settings.ports["kafka_controller"])]
+    ports = [int(server.rpartition(":")[2]) for server in kafka.bootstrap_servers]
+    top = max(ports)
+    return [Node(i + 1, port, top + i + 1) for i, port in enumerate(ports)]
+
+
+def connect_ports(settings: Settings) -> list[int]:
+    """REST port of each local Connect worker: one per `connect.urls` entry with the cluster profile,
+    else the first URL's only. Pure."""
+    from urllib.parse import urlsplit
+
+    c = settings.estate.connect
+    urls = c.urls if settings.estate.kafka.local_cluster is not None else c.urls[:1]
+    return [urlsplit(u).port or 80 for u in urls]
+
+
+def broker_properties(settings: Settings, root: Path, password: str | None = None,
+                      node: int = 1) -> dict[str, str]:
+    """server.properties of local node `node` (KRaft, combined broker + controller). Pure.
+
+    Without the cluster profile exactly the single broker's properties (node 1, replication factor
+    1). With it: node `node` of `cluster_nodes`, every node a voter of the controller quorum, and the
+    profile's replication factor and min.insync.replicas as the defaults of every topic, internal ones
+    included (consumer offsets, transactions, share-group state).
 
     PLAINTEXT: one PLAINTEXT client listener. SASL_PLAINTEXT: the client (and inter-broker) listener
     is SASL_PLAINTEXT with the estate's mechanism, and `password` (the resolved
@@ -107,12 +153,16 @@ def broker_properties(settings: Settings, root: Path, password: str | None = Non
     stored in the KRaft metadata when the storage is formatted, see `scram_format_args`).
     """
     sec = _local_security(settings)
-    h, p, c = settings.host, settings.ports["kafka"], settings.ports["kafka_controller"]
+    nodes = cluster_nodes(settings)
+    me = next((n for n in nodes if n.node_id == node), None)
+    if me is None:
+        raise StackError(f"kafka: no local node {node} (the estate declares {len(nodes)})")
+    h, p, c = settings.host, me.port, me.controller_port
     client = sec.protocol  # the listener's name is its protocol: PLAINTEXT or SASL_PLAINTEXT
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{h}:{c}",
+        "node.id": str(me.node_id),
+        "controller.quorum.voters": ",".join(f"{n.node_id}@{h}:{n.controller_port}" for n in nodes),
         "listeners": f"{client}://{h}:{p},CONTROLLER://{h}:{c}",
         "advertised.listeners": f"{client}://{h}:{p}",
         "controller.listener.names": "CONTROLLER",
@@ -150,7 +200,26 @@ def broker_properties(settings: Settings, root: Path, password: str | None = Non
         "log.retention.hours": "168",
         "log.segment.bytes": "268435456",
     })
+    props.update(_replication_properties(settings))
     return props
+
+
+def _replication_properties(settings: Settings) -> dict[str, str]:
+    """The cluster profile's replication as broker defaults ({} without the profile)."""
+    lc = settings.estate.kafka.local_cluster
+    if lc is None:
+        return {}
+    rf, isr = str(lc.replication_factor), str(lc.min_insync_replicas)
+    return {
+        "default.replication.factor": rf,
+        "min.insync.replicas": isr,
+        "offsets.topic.replication.factor": rf,
+        "transaction.state.log.replication.factor": rf,
+        "transaction.state.log.min.isr": isr,
+        "share.coordinator.state.topic.replication.factor": rf,
+        "share.coordinator.state.topic.min.isr": isr,
+        "unclean.leader.election.enable": "false",
+    }
 
 
 def scram_format_args(settings: Settings, password: str | None) -> list[str]:
@@ -162,8 +231,13 @@ def scram_format_args(settings: Settings, password: str | None) -> list[str]:
     return ["--add-scram", f"{sec.sasl_mechanism}=[name={sec.username},password={password}]"]
 
 
-def connect_properties(settings: Settings) -> dict[str, str]:
-    """connect-distributed.properties of the local worker. Pure; holds no secret value.
+def connect_properties(settings: Settings, worker: int = 1) -> dict[str, str]:
+    """connect-distributed.properties of local worker `worker` (1-based). Pure; holds no secret value.
+
+    Every worker joins the one group `reporting-connect` and keeps configs, offsets and status in the
+    same topics; with the cluster profile those have its replication factor, and a worker that left
+    the group has its connectors and tasks moved to the others after `scheduled.rebalance.max.delay.ms`
+    (5 s instead of Connect's default 5 min, which waits for the worker to come back).
 
     With SASL the worker's own clients (group membership, config/offset/status topics) and the
     clients it gives connectors (`producer.`, `consumer.`, `admin.`) log in as the estate's Kafka user;
@@ -173,6 +247,12 @@ def connect_properties(settings: Settings) -> dict[str, str]:
 
     s = settings
     sec = _local_security(s)
+    ports = connect_ports(s)
+    if not 1 <= worker <= len(ports):
+        raise StackError(f"connect: no local worker {worker} (the estate declares {len(ports)})")
+    port = ports[worker - 1]
+    lc = s.estate.kafka.local_cluster
+    rf = str(lc.replication_factor) if lc else "1"
     props = {
         "bootstrap.servers": s.kafka_bootstrap,
         "group.id": "reporting-connect",
@@ -183,13 +263,13 @@ def connect_properties(settings: Settings) -> dict[str, str]:
         "config.storage.topic": "_connect-configs",
         "offset.storage.topic": "_connect-offsets",
         "status.storage.topic": "_connect-status",
-        "config.storage.replication.factor": "1",
-        "offset.storage.replication.factor": "1",
-        "status.storage.replication.factor": "1",
+        "config.storage.replication.factor": rf,
+        "offset.storage.replication.factor": rf,
+        "status.storage.replication.factor": rf,
         "offset.flush.interval.ms": "5000",
-        "listeners": f"http://{s.host}:{s.ports['connect']}",
+        "listeners": f"http://{s.host}:{port}",
         "rest.advertised.host.name": s.host,
-        "rest.advertised.port": str(s.ports["connect"]),
+        "rest.advertised.port": str(port),
         "plugin.path": str(s.jvm_dir / "plugins"),
         "plugin.discovery": "hybrid_warn",
         "config.providers": "env,dir",
@@ -199,6 +279,8 @@ def connect_properties(settings: Settings) -> dict[str, str]:
         "producer.linger.ms": "5",
         "producer.batch.size": "262144",
     }
+    if lc is not None:
+        props["scheduled.rebalance.max.delay.ms"] = "5000"
     for prefix in ("", "producer.", "consumer.", "admin."):
         props.update(kafka_client_security(sec, prefix))
     return props
@@ -210,14 +292,52 @@ def _jvm_cmd(settings: Settings, heap: str, log4j: Path, main: str, *args: str) 
             "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", "-cp", cp, main, *args]
 
 
+def _meta_cluster_id(data_dir: Path) -> str | None:
+    """The cluster.id a formatted KRaft storage holds (None when it is not formatted)."""
+    try:
+        for line in (data_dir / "meta.properties").read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+    except OSError:
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class KafkaBroker:
-    settings: Settings
+    """Local KRaft node `node` (1 without the cluster profile: the single broker, in <state>/kafka)."""
 
-    component = "kafka"
-    root = property(lambda self: self.settings.state_dir / "kafka")
+    settings: Settings
+    node: int = 1
+
+    @property
+    def clustered(self) -> bool:
+        return self.settings.estate.kafka.local_cluster is not None
+
+    @property
+    def component(self) -> str:
+        return f"kafka-{self.node}" if self.clustered else "kafka"
+
+    @property
+    def root(self) -> Path:
+        return self.settings.state_dir / self.component
+
     log = property(lambda self: self.root / "server.log")
     pid_file = property(lambda self: self.root / "kafka.pid")
+
+    @property
+    def spec(self) -> Node:
+        return next(n for n in cluster_nodes(self.settings) if n.node_id == self.node)
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.spec.port}"
+
+    @property
+    def heap(self) -> str:
+        lc = self.settings.estate.kafka.local_cluster
+        return lc.broker_heap if lc is not None else self.settings.kafka_heap
 
     def _password(self) -> str | None:
         sec = _local_security(self.settings)
@@ -233,26 +353,48 @@ class KafkaBroker:
         return password
 
     def _props(self, password: str | None = None) -> Path:
-        return _write_props(self.root / "server.properties", broker_properties(self.settings, self.root, password))
+        return _write_props(self.root / "server.properties",
+                            broker_properties(self.settings, self.root, password, node=self.node))
 
     def _log4j(self) -> Path:
         path = self.root / "log4j2.properties"
         path.write_text(LOG4J2.format(log=self.log))
         return path
 
+    def _cluster_id(self) -> str:
+        """A new id for the single broker; for a cluster node the id all its nodes share (kept in
+        <state>/kafka-cluster.id when the first node is formatted, else read from a formatted node)."""
+        new = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not self.clustered:
+            return new
+        keep = self.settings.state_dir / "kafka-cluster.id"
+        if keep.exists() and keep.read_text().strip():
+            return keep.read_text().strip()
+        for other in cluster_nodes(self.settings):
+            found = _meta_cluster_id(self.settings.state_dir / f"kafka-{other.node_id}" / "data")
+            if found:
+                new = found
+                break
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_text(new + "\n")
+        return new
+
     def running_pid(self) -> int | None:
         return proc.live_pid(self.pid_file)
 
-    def start(self) -> bool:
+    def start(self, wait: bool = True) -> bool:
         """Start if not running; True when this call started it (retried when its port was taken
-        in the meantime, see proc.retry_port_race)."""
-        return proc.retry_port_race(self.log, self._start_once)
+        in the meantime, see proc.retry_port_race). `wait=False` returns once the process is spawned
+        (a cluster node can only become ready when a majority of the controller quorum runs: start
+        them all, then `wait_ready` each)."""
+        return proc.retry_port_race(self.log, lambda: self._start_once(wait))
 
-    def _start_once(self) -> bool:
+    def _start_once(self, wait: bool = True) -> bool:
         if self.running_pid():
             return False
         s = self.settings
-        for port in (s.ports["kafka"], s.ports["kafka_controller"]):
+        me = self.spec
+        for port in (me.port, me.controller_port):
             proc.ensure_port_free(self.component, s.host, port)
         self.root.mkdir(parents=True, exist_ok=True)
         password = self._password()
@@ -265,51 +407,111 @@ class KafkaBroker:
         scram_id = f"{scram_user} {hashlib.sha256(f'{scram_user}:{password}'.encode()).hexdigest()}" if scram else ""
         scram_marker = self.root / "scram-user"
         if not (self.root / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = self._cluster_id()
             proc.run(_jvm_cmd(s, "256m", log4j, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",  # "=": an id may start with "-"
-                              "-c", str(props), *scram), "kafka: format storage (KRaft)")
+                              "-c", str(props), *scram), f"{self.component}: format storage (KRaft)")
             if scram:
                 _write_private(scram_marker, scram_id)
         elif scram and (scram_marker.read_text() if scram_marker.exists() else "") != scram_id:
-            raise StackError(f"kafka: the broker's storage {self.root / 'data'} was formatted without the {scram_user} "
-                             "user or with another password (SCRAM users are stored when the storage is formatted); "
-                             "stop the stack and `reporting stack reset` to format it again")
-        pid = proc.spawn(_jvm_cmd(s, s.kafka_heap, log4j, "kafka.Kafka", str(props)),
-                         self.root / "kafka.stdout", self.pid_file)
-        proc.wait_until("kafka", self.ready, timeout=90, log=self.log, alive=lambda: proc.pid_alive(pid))
+            raise StackError(f"{self.component}: the broker's storage {self.root / 'data'} was formatted without the "
+                             f"{scram_user} user or with another password (SCRAM users are stored when the storage is "
+                             "formatted); stop the stack and `reporting stack reset` to format it again")
+        proc.spawn(_jvm_cmd(s, self.heap, log4j, "kafka.Kafka", str(props)),
+                   self.root / "kafka.stdout", self.pid_file)
+        if wait:
+            self.wait_ready()
         return True
 
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Wait until this node serves clients; fails with the log's tail when it exits or the time is up."""
+        pid = proc.read_pid(self.pid_file)
+        proc.wait_until(self.component, self.ready, timeout=timeout, log=self.log,
+                        alive=lambda: pid is not None and proc.pid_alive(pid))
+
     def ready(self) -> bool:
+        """Single broker: it answers a metadata request. Cluster node: asked directly, it lists itself
+        among the live brokers (registered with the controller quorum and not fenced)."""
         from kafka import KafkaAdminClient
 
         from pipelines.kafka.security import client_config
 
-        admin = KafkaAdminClient(**client_config(self.settings), request_timeout_ms=3000, bootstrap_timeout_ms=5000)
+        config = client_config(self.settings)
+        if self.clustered:
+            config["bootstrap_servers"] = [self.address]
+        admin = KafkaAdminClient(**config, request_timeout_ms=3000, bootstrap_timeout_ms=5000)
         try:
-            admin.list_topics()
-            return True
+            if not self.clustered:
+                admin.list_topics()
+                return True
+            return any(b.get("broker_id") == self.node for b in admin.describe_cluster().get("brokers", []))
         finally:
             admin.close()
 
     def healthy(self) -> bool:
-        return self.running_pid() is not None and proc.port_open(self.settings.host, self.settings.ports["kafka"])
+        return self.running_pid() is not None and proc.port_open(self.settings.host, self.spec.port)
 
     def stop(self) -> bool:
-        return proc.stop_pid(self.pid_file, "kafka", timeout=60)
+        return proc.stop_pid(self.pid_file, self.component, timeout=60)
+
+    def kill(self) -> int | None:
+        """SIGKILL the node (fault tests): no shutdown, no flush. Returns the pid it killed."""
+        return _kill9(self.pid_file)
+
+
+def _kill9(pid_file: Path) -> int | None:
+    import signal
+
+    pid = proc.live_pid(pid_file)
+    if pid is None:
+        return None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while proc.pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid_file.unlink(missing_ok=True)
+    return pid
 
 
 @dataclass(frozen=True)
 class ConnectWorker:
+    """Local Kafka Connect worker `worker` (1-based; the first keeps <state>/connect)."""
+
     settings: Settings
     env: dict[str, str]
+    worker: int = 1
 
-    component = "connect"
-    root = property(lambda self: self.settings.state_dir / "connect")
+    @property
+    def component(self) -> str:
+        return f"connect-{self.worker}" if self.settings.estate.kafka.local_cluster is not None else "connect"
+
+    @property
+    def root(self) -> Path:
+        return self.settings.state_dir / ("connect" if self.worker == 1 else f"connect-{self.worker}")
+
     log = property(lambda self: self.root / "connect.log")
     pid_file = property(lambda self: self.root / "connect.pid")
 
+    @property
+    def port(self) -> int:
+        return connect_ports(self.settings)[self.worker - 1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    @property
+    def worker_id(self) -> str:
+        """How Connect names this worker in /connectors/<name>/status (its advertised REST address)."""
+        return f"{self.settings.host}:{self.port}"
+
+    @property
+    def heap(self) -> str:
+        lc = self.settings.estate.kafka.local_cluster
+        return lc.connect_heap if lc is not None else self.settings.connect_heap
+
     def _props(self) -> Path:
-        return _write_props(self.root / "connect-distributed.properties", connect_properties(self.settings))
+        return _write_props(self.root / "connect-distributed.properties",
+                            connect_properties(self.settings, worker=self.worker))
 
     def running_pid(self) -> int | None:
         return proc.live_pid(self.pid_file)
@@ -323,25 +525,29 @@ class ConnectWorker:
         if self.running_pid():
             return False
         s = self.settings
-        proc.ensure_port_free(self.component, s.host, s.ports["connect"])
+        proc.ensure_port_free(self.component, s.host, self.port)
         self.root.mkdir(parents=True, exist_ok=True)
         log4j = self.root / "log4j2.properties"
         log4j.write_text(LOG4J2.format(log=self.log))
         env = {**os.environ, **self.env}
-        pid = proc.spawn(_jvm_cmd(s, s.connect_heap, log4j, "org.apache.kafka.connect.cli.ConnectDistributed",
+        pid = proc.spawn(_jvm_cmd(s, self.heap, log4j, "org.apache.kafka.connect.cli.ConnectDistributed",
                                   str(self._props())), self.root / "connect.stdout", self.pid_file, env=env)
-        proc.wait_until("connect", self.ready, timeout=180, log=self.log, alive=lambda: proc.pid_alive(pid))
+        proc.wait_until(self.component, self.ready, timeout=180, log=self.log, alive=lambda: proc.pid_alive(pid))
         return True
 
     def ready(self) -> bool:
-        r = requests.get(f"{self.settings.connect_url}/connector-plugins", timeout=3)
+        r = requests.get(f"{self.url}/connector-plugins", timeout=3)
         return r.status_code == 200 and any("PostgresConnector" in p["class"] for p in r.json())
 
     def healthy(self) -> bool:
         try:
-            return requests.get(f"{self.settings.connect_url}/", timeout=2).status_code == 200
+            return requests.get(f"{self.url}/", timeout=2).status_code == 200
         except requests.RequestException:
             return False
 
     def stop(self) -> bool:
-        return proc.stop_pid(self.pid_file, "connect", timeout=60)
+        return proc.stop_pid(self.pid_file, self.component, timeout=60)
+
+    def kill(self) -> int | None:
+        """SIGKILL the worker (fault tests): its tasks stop without committing offsets. Returns the pid."""
+        return _kill9(self.pid_file)

@@ -2,11 +2,14 @@
 
 up:   install what is missing → PostgreSQL clusters (one per service + the reporting backend)
       → MariaDB → Kafka (KRaft) → Kafka Connect → service databases and roles provisioned.
+      With the estate's cluster profile (`kafka.local_cluster`, docs/scaling.md): every Kafka node
+      (started together: each needs a majority of the controller quorum), then every Connect worker.
 down: stops, in reverse order, only what has a pid file in the state folder.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -16,10 +19,10 @@ from pathlib import Path
 
 from pipelines.bi.grants import Roles
 from pipelines.settings import Settings, reachable_by_others
-from pipelines.stack import install
+from pipelines.stack import install, proc
 from pipelines.stack import secrets as secrets_mod
 from pipelines.stack.errors import StackError
-from pipelines.stack.kafka import ConnectWorker, KafkaBroker, java_bin
+from pipelines.stack.kafka import ConnectWorker, KafkaBroker, cluster_nodes, connect_ports, java_bin
 from pipelines.stack.mariadb import MariaDbServer
 from pipelines.stack.mariadb import provision_service as provision_mariadb
 from pipelines.stack.postgres import PgCluster, provision_reporting
@@ -52,13 +55,23 @@ class Stack:
                              if pg else None)
         self.mariadb = {svc.name: MariaDbServer(svc.name, servers / "mariadb" / svc.name, s.host, svc.port)
                         for svc in services if svc.engine == "mariadb"}
-        self.kafka = KafkaBroker(s)
+        self.brokers = [KafkaBroker(s, n.node_id) for n in cluster_nodes(s)]
+        self.kafka = self.brokers[0]  # the single broker (cluster profile: node 1)
+
+    @property
+    def clustered(self) -> bool:
+        return self.settings.estate.kafka.local_cluster is not None
 
     def secrets(self, create: bool = False) -> dict[str, str]:
         return secrets_mod.load(self.settings, create=create)
 
-    def connect(self) -> ConnectWorker:
-        return ConnectWorker(self.settings, secrets_mod.connect_env(self.settings, self.secrets()))
+    def connect(self, worker: int = 1) -> ConnectWorker:
+        return ConnectWorker(self.settings, secrets_mod.connect_env(self.settings, self.secrets()), worker)
+
+    def connect_workers(self) -> list[ConnectWorker]:
+        """Every local Connect worker (one without the cluster profile)."""
+        env = secrets_mod.connect_env(self.settings, self.secrets())
+        return [ConnectWorker(self.settings, env, i + 1) for i in range(len(connect_ports(self.settings)))]
 
     def up(self, say: Callable[[str], None] = print) -> None:
         s = self.settings
@@ -85,19 +98,89 @@ class Stack:
                 say(f"started postgres:reporting on {s.host}:{self.reporting_pg.port}")
             provision_reporting(self.reporting_pg, s.secret(pg.writer.password, "reporting.postgres.writer.password"),
                                 s.secret(pg.reader.password, "reporting.postgres.reader.password"), Roles.of(pg))
-        if self.kafka.start():
-            say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{s.kafka_heap})")
-        connect = self.connect()
-        names_file = connect.root / "secret-names"
-        wanted = "\n".join(sorted(connect.env)) + "\n"
-        if connect.running_pid() and names_file.exists() and names_file.read_text() != wanted:
-            # the worker resolves ${env:...} from the environment it was started with
-            say("restarting kafka connect: the estate declares secrets its environment lacks")
-            connect.stop()
-        if connect.start():
-            say(f"started kafka connect on {s.connect_url} (-Xmx{s.connect_heap})")
-        names_file.parent.mkdir(parents=True, exist_ok=True)
-        names_file.write_text(wanted)
+        self._check_kafka_profile()
+        if not self.clustered:
+            if self.kafka.start():
+                say(f"started kafka on {s.kafka_bootstrap} (KRaft, -Xmx{self.kafka.heap})")
+        else:
+            self._start_cluster(say)
+        for connect in self.connect_workers():
+            names_file = connect.root / "secret-names"
+            wanted = "\n".join(sorted(connect.env)) + "\n"
+            if connect.running_pid() and names_file.exists() and names_file.read_text() != wanted:
+                # the worker resolves ${env:...} from the environment it was started with
+                say(f"restarting {connect.component}: the estate declares secrets its environment lacks")
+                connect.stop()
+            if connect.start():
+                what = "kafka connect" if not self.clustered else f"kafka connect worker {connect.worker}"
+                say(f"started {what} on {connect.url} (-Xmx{connect.heap})")
+            names_file.parent.mkdir(parents=True, exist_ok=True)
+            names_file.write_text(wanted)
+
+    def _check_kafka_profile(self) -> None:
+        """Refuse to start one Kafka profile on a state folder that holds the other's data: the topics,
+        Connect's source offsets and the pipeline's stored offsets all live in that data."""
+        state = self.settings.state_dir
+        single = (state / "kafka" / "data" / "meta.properties").exists()
+        nodes = sorted(state.glob("kafka-[0-9]*/data/meta.properties"))
+        if self.clustered and single:
+            raise StackError(f"{state / 'kafka'} holds a single-broker Kafka's data (topics with one replica): "
+                             "`reporting stack reset` before starting the cluster profile (kafka.local_cluster)")
+        if not self.clustered and nodes:
+            raise StackError(f"{nodes[0].parent.parent} holds a Kafka cluster node's data: `reporting stack reset` "
+                             "before starting the single broker (or declare kafka.local_cluster again)")
+
+    def _start_cluster(self, say: Callable[[str], None]) -> None:
+        """Every node of the cluster profile: spawned together (a node becomes ready only once a majority
+        of the controller quorum runs), then each waited for; then the topics no connector creates."""
+        lc = self.settings.estate.kafka.local_cluster
+        assert lc is not None
+        started = [b for b in self.brokers if b.start(wait=False)]
+        for b in started:
+            try:
+                b.wait_ready()
+            except StackError:  # e.g. its port was taken meanwhile: once more, now that the others run
+                b.stop()
+                b.start()
+            say(f"started {b.component} on {b.address} (KRaft node {b.node} of {len(self.brokers)}, "
+                f"-Xmx{b.heap})")
+        if started:
+            say(f"kafka cluster: {len(self.brokers)} nodes, replication factor {lc.replication_factor}, "
+                f"min.insync.replicas {lc.min_insync_replicas}, change topics with {lc.partitions} partitions")
+        self._create_replicated_topics()
+
+    def _create_replicated_topics(self) -> None:
+        """The dead-letter topic and each connector's Kafka signal topic, created with the profile's
+        replication (one partition: Debezium reads a signal topic's partition 0 only) before anything
+        else can create them with one replica."""
+        from kafka import KafkaAdminClient
+        from kafka.admin import NewTopic
+        from kafka.errors import TopicAlreadyExistsError
+
+        from pipelines.apply.runner import DEAD_LETTER_TOPIC
+        from pipelines.connect.client import estate_connectors
+        from pipelines.kafka.security import client_config
+
+        lc = self.settings.estate.kafka.local_cluster
+        assert lc is not None
+        names = [DEAD_LETTER_TOPIC]
+        for spec in estate_connectors(self.settings.estate):
+            topic = spec["config"].get("signal.kafka.topic")
+            if topic:
+                names.append(topic)
+        admin = KafkaAdminClient(**client_config(self.settings), request_timeout_ms=30000)
+        try:
+            existing = set(admin.list_topics())
+            for name in names:
+                if name in existing:
+                    continue
+                try:
+                    admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=lc.replication_factor,
+                                                  topic_configs={"min.insync.replicas": str(lc.min_insync_replicas)})])
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
 
     @staticmethod
     def _check_local(s: Settings) -> None:
@@ -177,12 +260,24 @@ class Stack:
         say(f"removed {servers}")
 
     def down(self, say: Callable[[str], None] = print) -> None:
-        connect = self.connect()
-        for name, comp in [("connect", connect), ("kafka", self.kafka),
-                           *[(f"mariadb:{k}", v) for k, v in self.mariadb.items()],
-                           *([("postgres:reporting", self.reporting_pg)] if self.reporting_pg else []),
-                           *[(f"postgres:{k}", v) for k, v in self.pg.items()]]:
-            if comp.stop():
+        workers, brokers = self.connect_workers(), list(self.brokers)
+        # Connect workers and Kafka nodes of the other profile still running from this state folder (the
+        # estate changed while the stack ran): found by their pid files, stopped with the declared ones
+        known = {c.pid_file for c in [*workers, *brokers]}
+        state = self.settings.state_dir
+
+        def stray(first: Path, pattern: str) -> list[tuple[str, Callable[[], bool]]]:
+            files = [f for f in [first, *sorted(state.glob(pattern))] if f not in known and f.exists()]
+            return [(f.parent.name, functools.partial(proc.stop_pid, f, f.parent.name, 60)) for f in files]
+
+        for name, stop in [*[(w.component, w.stop) for w in workers],
+                           *stray(state / "connect" / "connect.pid", "connect-[0-9]*/connect.pid"),
+                           *[(b.component, b.stop) for b in brokers],
+                           *stray(state / "kafka" / "kafka.pid", "kafka-[0-9]*/kafka.pid"),
+                           *[(f"mariadb:{k}", v.stop) for k, v in self.mariadb.items()],
+                           *([("postgres:reporting", self.reporting_pg.stop)] if self.reporting_pg else []),
+                           *[(f"postgres:{k}", v.stop) for k, v in self.pg.items()]]:
+            if stop():
                 say(f"stopped {name}")
 
     def status(self) -> list[Health]:
@@ -194,10 +289,140 @@ class Stack:
             out.append(Health("postgres:reporting", c.healthy(), f"{c.host}:{c.port} data={c.data_dir}"))
         for svc, m in self.mariadb.items():
             out.append(Health(f"mariadb:{svc}", m.healthy(), f"{m.host}:{m.port} data={m.data_dir}"))
-        out.append(Health("kafka", self.kafka.healthy(), f"{self.settings.kafka_bootstrap} log={self.kafka.log}"))
-        conn = self.connect()
-        out.append(Health("connect", conn.healthy(), f"{self.settings.connect_url} log={conn.log}"))
+        if not self.clustered:
+            out.append(Health("kafka", self.kafka.healthy(), f"{self.settings.kafka_bootstrap} log={self.kafka.log}"))
+            conn = self.connect()
+            out.append(Health("connect", conn.healthy(), f"{self.settings.connect_url} log={conn.log}"))
+            return out
+        for b in self.brokers:
+            out.append(Health(b.component, b.healthy(), f"{b.address} node {b.node} log={b.log}"))
+        for w in self.connect_workers():
+            out.append(Health(w.component, w.healthy(), f"{w.url} log={w.log}"))
         return out
+
+    def cluster_status(self) -> ClusterStatus:
+        """What the cluster profile's brokers and Connect workers are doing: live brokers and the
+        controller, per topic the partition leaders and the under-replicated and offline partitions
+        (kafka-python admin metadata), and which Connect worker runs each connector and task (Connect
+        REST /connectors/<name>/status, asked of the first worker that answers). What cannot be asked
+        is a line in `problems`."""
+        problems: list[str] = []
+        brokers: list[BrokerState] = []
+        topics: list[TopicState] = []
+        try:
+            live, controller, metadata = _kafka_metadata(self.settings)
+        except Exception as exc:  # noqa: BLE001 - every broker down: say so, show the rest
+            live, controller, metadata = set(), None, []
+            problems.append(f"kafka: no broker answered ({exc.__class__.__name__}: {str(exc)[:120]})")
+        leaders: dict[int, int] = {}
+        for t in sorted(metadata, key=lambda t: t["name"]):
+            parts = sorted(t.get("partitions") or [], key=lambda p: p["partition_index"])
+            by_leader: dict[int, int] = {}
+            for p in parts:
+                if p["leader_id"] >= 0:
+                    by_leader[p["leader_id"]] = by_leader.get(p["leader_id"], 0) + 1
+                    leaders[p["leader_id"]] = leaders.get(p["leader_id"], 0) + 1
+            topics.append(TopicState(
+                topic=t["name"], partitions=len(parts),
+                replicas=max((len(p["replica_nodes"]) for p in parts), default=0),
+                leaders=tuple(sorted(by_leader.items())),
+                under_replicated=tuple(p["partition_index"] for p in parts
+                                       if len(p["isr_nodes"]) < len(p["replica_nodes"])),
+                offline=tuple(p["partition_index"] for p in parts if p["leader_id"] < 0)))
+        for b in self.brokers:
+            brokers.append(BrokerState(b.node, b.address, b.running_pid() is not None, b.node in live,
+                                       controller == b.node, leaders.get(b.node, 0)))
+        tasks, where = _connect_tasks([w.url for w in self.connect_workers()])
+        if where is None:
+            problems.append("kafka connect: no worker answered its REST API")
+        return ClusterStatus(tuple(brokers), tuple(topics), tuple(tasks), tuple(problems))
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    node: int
+    address: str
+    running: bool
+    """Its process runs (pid file)."""
+    live: bool
+    """Registered with the controller quorum and not fenced (listed in the cluster's metadata)."""
+    controller: bool
+    leaders: int
+    """Partitions it leads."""
+
+
+@dataclass(frozen=True)
+class TopicState:
+    topic: str
+    partitions: int
+    replicas: int
+    leaders: tuple[tuple[int, int], ...]
+    """(node, partitions it leads) for every node leading at least one."""
+    under_replicated: tuple[int, ...]
+    """Partitions with fewer in-sync replicas than replicas."""
+    offline: tuple[int, ...]
+    """Partitions without a leader."""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    connector: str
+    task: str
+    """"connector" for the connector itself, else the task id."""
+    state: str
+    worker: str
+    """The Connect worker running it (its advertised REST host:port)."""
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    brokers: tuple[BrokerState, ...]
+    topics: tuple[TopicState, ...]
+    tasks: tuple[TaskState, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return (not self.problems and all(b.running and b.live for b in self.brokers)
+                and not any(t.under_replicated or t.offline for t in self.topics)
+                and all(t.state == "RUNNING" for t in self.tasks))
+
+
+def _kafka_metadata(settings: Settings) -> tuple[set[int], int | None, list[dict]]:
+    """(live broker ids, controller id, topics with their partitions) from the cluster's metadata."""
+    from kafka import KafkaAdminClient
+
+    from pipelines.kafka.security import client_config
+
+    admin = KafkaAdminClient(**client_config(settings), request_timeout_ms=5000, bootstrap_timeout_ms=8000)
+    try:
+        cluster = admin.describe_cluster()
+        topics = admin.describe_topics()
+    finally:
+        admin.close()
+    live = {b["broker_id"] for b in cluster.get("brokers", [])}
+    return live, cluster.get("controller_id"), topics
+
+
+def _connect_tasks(urls: list[str]) -> tuple[list[TaskState], str | None]:
+    """Every connector's and task's state and worker, from the first of `urls` that answers (any
+    worker of a Connect group serves the whole group's status); (rows, the URL asked or None)."""
+    import requests
+
+    for url in urls:
+        try:
+            names = requests.get(f"{url}/connectors", timeout=5).json()
+            rows = []
+            for name in sorted(names):
+                body = requests.get(f"{url}/connectors/{name}/status", timeout=5).json()
+                c = body.get("connector") or {}
+                rows.append(TaskState(name, "connector", c.get("state", "?"), c.get("worker_id", "")))
+                for t in sorted(body.get("tasks") or [], key=lambda t: t.get("id", 0)):
+                    rows.append(TaskState(name, str(t.get("id")), t.get("state", "?"), t.get("worker_id", "")))
+            return rows, url
+        except (requests.RequestException, ValueError):
+            continue
+    return [], None
 
 
 def leftover_processes(settings: Settings) -> list[str]:
