@@ -564,22 +564,21 @@ def _check_kafka_key(raw: bytes, columns: tuple[str, ...], values: tuple[Any, ..
     """Slow path, when the raw key is not byte-equal to the key rendered from the row: parse it and
     compare column by column. Returns when they agree (other spacing, key order or escaping, the
     schemas-enabled `{"schema", "payload"}` wrapper, extra key columns); raises _KeyMismatch."""
-    value_says = _render(columns, values)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise _KeyMismatch(f"nothing readable (not valid JSON: {exc})", value_says) from None
+        raise _KeyMismatch(f"nothing readable (not valid JSON: {exc})", _render(columns, values)) from None
     if type(obj) is dict and len(obj) == 2 and obj.keys() == {"schema", "payload"}:
         obj = obj["payload"]
     if type(obj) is not dict:
-        raise _KeyMismatch(f"{_shown_json(raw)} (a JSON {json_type(obj)}, not an object)", value_says)
+        raise _KeyMismatch(f"{_shown_json(raw)} (a JSON {json_type(obj)}, not an object)", _render(columns, values))
     missing = [c for c in columns if c not in obj]
     if missing:
-        raise _KeyMismatch(f"{_shown_json(raw)} (no column {', '.join(missing)})", value_says)
+        raise _KeyMismatch(f"{_shown_json(raw)} (no column {', '.join(missing)})", _render(columns, values))
     found = [obj[c] for c in columns]
     for a, b in zip(found, values, strict=True):
         if type(a) is not type(b) or a != b:
-            raise _KeyMismatch(_render(columns, found), value_says)
+            raise _KeyMismatch(_render(columns, found), _render(columns, values))
 
 
 def _shown_json(raw: bytes) -> str:
