@@ -222,16 +222,51 @@ def stack_down() -> None:
 @stack_app.command("status")
 @friendly
 def stack_status(fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
-    """Health of each component; exit 1 if any is down."""
+    """Health of each component (cluster profile: also brokers, partition leaders, under-replicated
+    partitions and which Connect worker runs which task); exit 1 if any component is down."""
     from pipelines.stack.manager import Stack
 
-    rows = Stack(_settings()).status()
+    stack = Stack(_settings())
+    rows = stack.status()
     view = View(["component", "state", "where"],
                 lambda r: [r[0], Text("up", style="green") if r[1] else Text("down", style="red"), r[2]])
-    write_rows(["component", "up", "detail"], [(h.component, h.up, h.detail) for h in rows], fmt, sys.stdout,
-               view=view, console=console)
+    components = [(h.component, h.up, h.detail) for h in rows]
+    if not stack.clustered:
+        write_rows(["component", "up", "detail"], components, fmt, sys.stdout, view=view, console=console)
+    else:
+        _cluster_tables(stack, components, view, fmt)
     if not all(h.up for h in rows):
         raise typer.Exit(1)
+
+
+def _cluster_tables(stack, components: list, view: View, fmt: Format) -> None:
+    """`stack status` of the cluster profile: components, brokers, topics and Connect tasks."""
+    cs = stack.cluster_status()
+    yes = lambda v: Text("yes", style="green") if v else Text("no", style="red")  # noqa: E731
+    brokers = [(b.node, b.address, b.running, b.live, b.controller, b.leaders) for b in cs.brokers]
+    topics = [(t.topic, t.partitions, t.replicas, " ".join(f"{n}:{c}" for n, c in t.leaders),
+               ",".join(map(str, t.under_replicated)), ",".join(map(str, t.offline))) for t in cs.topics]
+    tasks = [(t.connector, t.task, t.state, t.worker) for t in cs.tasks]
+    sections = {
+        "components": Section(["component", "up", "detail"], components, view=view),
+        "brokers": Section(["node", "address", "running", "live", "controller", "leaders"], brokers, title="brokers",
+                           view=View(["node", "address", "process", "in cluster", "controller", "leads"],
+                                     lambda r: [r[0], r[1], yes(r[2]), yes(r[3]), "yes" if r[4] else "", r[5]],
+                                     right=frozenset({"node", "leads"}))),
+        "topics": Section(["topic", "partitions", "replicas", "leaders", "under_replicated", "offline"], topics,
+                          title="topics (leaders: node:partitions it leads)",
+                          view=View(["topic", "partitions", "replicas", "leaders", "under-replicated", "offline"],
+                                    lambda r: [r[0], r[1], r[2], r[3], Text(r[4], style="yellow"),
+                                               Text(r[5], style="red")], right=frozenset({"partitions", "replicas"}))),
+        "tasks": Section(["connector", "task", "state", "worker"], tasks, title="kafka connect: who runs what"),
+    }
+    write_tables(sections, fmt, sys.stdout, console=console)
+    for problem in cs.problems:
+        _note(f"[yellow]{escape(problem)}[/]", fmt)
+    under = sum(len(t.under_replicated) for t in cs.topics)
+    offline = sum(len(t.offline) for t in cs.topics)
+    if under or offline:
+        _note(f"[yellow]{under} under-replicated and {offline} offline partition(s)[/]", fmt)
 
 
 @stack_app.command("reset")
@@ -333,6 +368,10 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
                                          "Kubernetes the pod name, see docs/deploy.md."),
     metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
                                      help="Serve Prometheus metrics on this port (/metrics; docs/deploy.md)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Worker processes in the consumer group (PostgreSQL backend only), each the "
+                                     "static member <instance-id or group>-<i>, restarted with that id when it "
+                                     "dies; with --metrics-port P worker i serves P+i (docs/scaling.md)."),
 ) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     import os
@@ -340,7 +379,16 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
     from pipelines.apply.runner import run_pipeline
     from pipelines.apply.worker import FAULT_ENV, parse_fault_points
 
-    run_pipeline(_settings(), until_caught_up=False, group=group or _settings().estate.pipeline.consumer_group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
+    settings = _settings()
+    group = group or settings.estate.pipeline.consumer_group
+    if workers > 1:
+        from pipelines.apply.workers import run_workers
+
+        # the workers' own output, relayed as it is (never read as markup)
+        relay = lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+        raise typer.Exit(run_workers(settings, workers, group, prefix=instance_id, planners=planners,
+                                     metrics_port=metrics_port, say=relay))
+    run_pipeline(settings, until_caught_up=False, group=group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
                  say=_say, replica_every=replica_every, planners=planners, instance_id=instance_id,
                  metrics_port=metrics_port)
 
@@ -545,24 +593,34 @@ def dlq_replay(table: str = typer.Option(None, help="Only this contract table, s
 @friendly
 def status(group: str = typer.Option(None, help="Kafka consumer group (default: the estate's pipeline.consumer_group)."),
            fmt: Format = typer.Option(Format.table, "--format",
-                                      help=FORMAT_HELP + " json: {tables, lags, slots, events}.")) -> None:
+                                      help=FORMAT_HELP + " json: {tables, drift, lags, slots, events}.")) -> None:
     """Per contract table: rows, freshness vs objective, dead letters, last error; lag per partition; events/s."""
     from pipelines.apply.dead_letters import count_dead_letters
     from pipelines.apply.runner import load_parts
-    from pipelines.apply.status import events_per_second, partition_lags, table_statuses
+    from pipelines.apply.status import (
+        drift_flags,
+        events_per_second,
+        partition_lags,
+        table_statuses,
+        unrouted_dead_letters,
+    )
     from pipelines.bi.reader import open_operator_reading
 
     settings = _settings()
     group = group or settings.estate.pipeline.consumer_group
-    contracts = list(load_parts(settings.estate).contracts.values())
+    parts = load_parts(settings.estate)
+    contracts = list(parts.contracts.values())
     # read-only, no DDL: DuckDB main file read_only (while `reporting stream` holds it: the replicas it
     # publishes), PostgreSQL read-only transactions; tables the pipeline has not created are said so
     reading = open_operator_reading(settings)
     try:
         ready = all(reading.has("_pipeline", t) for t in ("table_status", "dead_letters", "offsets", "batches"))
         created = [c for c in contracts if ready and reading.has("reporting", c.physical_name)]
-        known = {ts.physical_name: ts for ts in table_statuses(reading.backend, created)} if created else {}
+        known = ({ts.physical_name: ts for ts in table_statuses(reading.backend, created, feeds=parts.planner.feeds)}
+                 if created else {})
         dead = count_dead_letters(reading.backend) if ready else {}
+        unrouted = unrouted_dead_letters(reading.backend, parts.planner.feeds) if ready else None
+        drift = drift_flags(reading.backend, parts.source_tables) if ready else []
         rate = events_per_second(reading.backend, group) if ready else 0.0
         stored = reading.backend.stored_offsets(group) if ready else {}
     finally:
@@ -592,6 +650,15 @@ def status(group: str = typer.Option(None, help="Kafka consumer group (default: 
         view=View(["contract table", "live rows", "freshness", "objective", "dead letters", "last error"],
                   lambda r: [r[0], "not created yet" if r[1] is None else r[1], freshness(r), f"{r[4]}s", r[5], r[6]],
                   frozenset({"live rows", "freshness", "objective", "dead letters"}))))
+    if unrouted is not None:
+        _note(f"[yellow]{unrouted.count} unrouted dead letter(s) (no projection feeds their topic); newest: "
+              f"{escape(unrouted.newest_error)}[/]", fmt)
+    if drift or fmt is not Format.table:
+        show("drift", Section(
+            ["source_table", "topic", "first_position", "first_seen_at", "dead_letters", "reason"],
+            [(d.source_table, d.topic, d.first_position, d.first_seen_at, d.dead_letters, d.reason) for d in drift],
+            view=View(["DRIFT: source table", "first seen at", "dead letters", "reason (heal: reporting resnapshot)"],
+                      lambda r: [r[0], r[2], r[4], r[5]], frozenset({"dead letters"}))))
     try:
         from pipelines.kafka.security import client_config
 

@@ -160,3 +160,31 @@ def partition_lags(stored: dict[tuple[str, int], int], bootstrap: str | dict | N
         finally:
             consumer.close()
     return [PartitionLag(t, p, o, ends.get((t, p))) for (t, p), o in sorted(stored.items())]
+
+
+@dataclass(frozen=True)
+class DriftFlag:
+    """A source table whose changes stopped matching its projection (dead letters of stage 'drift')."""
+
+    topic: str
+    source_table: str
+    first_position: str
+    """topic[partition]@offset of the first drifted change still pending."""
+    first_seen_at: object
+    dead_letters: int
+    reason: str
+    """The first one's reason: which column is missing, or which value has another type."""
+
+
+def drift_flags(backend: Backend, source_tables: dict[str, str] | None = None) -> list[DriftFlag]:
+    """Per topic, the pending dead letters of stage 'drift' (missing column, changed type) and the first
+    position they were seen at; healed by a projection fix + replay, or by `reporting resnapshot`."""
+    rows = backend.query("SELECT topic, kafka_partition, kafka_offset, first_seen_at, reason FROM _pipeline.dead_letters "
+                         "WHERE stage = 'drift' AND replayed_at IS NULL ORDER BY id")
+    flags: dict[str, list] = {}
+    for topic, partition, offset, seen, reason in rows:
+        if topic not in flags:
+            flags[topic] = [f"{topic}[{partition}]@{offset}", seen, 0, reason]
+        flags[topic][2] += 1
+    return [DriftFlag(t, (source_tables or {}).get(t, t), pos, seen, n, reason)
+            for t, (pos, seen, n, reason) in sorted(flags.items())]

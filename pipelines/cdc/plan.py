@@ -72,7 +72,10 @@ __all__ = [
 PROVENANCE_COLUMNS = ("_source_position", "_source_ts", "_op")
 """Appended to every upsert row, in this order (`_ingested_at`/`_deleted_at` are the adapter's)."""
 
-STAGES = ("decode", "route", "project", "validate")
+STAGES = ("decode", "route", "drift", "project", "validate")
+"""`drift`: the source's shape no longer matches the projection (a declared column is missing, or a value
+has another kind than the declared type): heal with a projection fix, or `reporting resnapshot` once the
+source is fixed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +385,7 @@ class Planner:
             try:
                 key = route.key_of(row, ev.raw_key)  # type: ignore[arg-type]
             except KeyError as exc:
-                dead.append(_dead_letter(ev, "project", f"source column {exc.args[0]} missing in "
+                dead.append(_dead_letter(ev, "drift", f"source column {exc.args[0]} missing in "
                                                         f"{route.table.source_table} (schema drift?)"))
                 continue
             except _KeyMismatch as exc:
@@ -452,9 +455,9 @@ class Planner:
                     skey = table.decode_key(ev.before)  # type: ignore[arg-type]
                 except (TypeDecodeError, ProjectionError) as exc:
                     if isinstance(exc, TypeDecodeError):
-                        stage, reason = "decode", _type_reason(exc, ev, table, "before")
+                        stage, reason = _type_dead(exc, ev, table, "before")
                     else:
-                        stage, reason = "project", str(exc)
+                        stage, reason = ("drift" if isinstance(exc, SourceColumnMissing) else "project"), str(exc)
                     for t, _ in pairs:
                         dead.append(_dead_letter(ev, stage, reason, t.physical_name))
                     continue
@@ -487,7 +490,10 @@ class Planner:
                     row_decoded = decoded if decoded is not None else _decode_subset(table, after, t.used_columns)
                     values = t.build(row_decoded, position, ts, op)
                 except TypeDecodeError as exc:
-                    dead.append(_dead_letter(ev, "decode", _type_reason(exc, ev, table, "after"), t.physical_name))
+                    dead.append(_dead_letter(ev, *_type_dead(exc, ev, table, "after"), t.physical_name))
+                    continue
+                except SourceColumnMissing as exc:
+                    dead.append(_dead_letter(ev, "drift", exc.reason, t.physical_name))
                     continue
                 except ProjectionError as exc:
                     dead.append(_dead_letter(ev, "project", exc.reason, t.physical_name))
@@ -520,7 +526,7 @@ def _decode_subset(table: TableProjection, row: dict[str, Any], columns: frozens
     for name, dec in table.decoders:
         if name in columns:
             if name not in row:
-                raise ProjectionError(f"source column {name} missing in {table.source_table} (schema drift?)")
+                raise SourceColumnMissing(f"source column {name} missing in {table.source_table} (schema drift?)")
             out[name] = dec(row[name])
     return out
 
@@ -537,6 +543,10 @@ def _dead_letter(ev: ChangeEvent, stage: str, reason: str, target: str | None = 
 # --- the Kafka key against the row's key -----------------------------------------------------------
 
 _dumps = orjson.dumps
+
+
+class SourceColumnMissing(ProjectionError):
+    """A column the projection declares is absent from the change event: the source's shape drifted."""
 
 
 class _KeyMismatch(Exception):  # noqa: N818 - control flow inside the planner, never leaves it
@@ -611,6 +621,13 @@ def _key_reader(columns: tuple[str, ...]) -> Callable[[dict[str, Any], bytes | N
 # --- reasons that say what was written --------------------------------------------------------------
 
 _INT_TYPES = frozenset({"tinyint", "smallint", "mediumint", "integer", "bigint"})
+
+
+def _type_dead(exc: TypeDecodeError, ev: ChangeEvent, table: TableProjection, image: str) -> tuple[str, str]:
+    """(stage, reason) of a value that does not decode: 'drift' when it is of another kind than the
+    declared type (the source column's type changed), else 'decode' (e.g. an integer out of range)."""
+    reason = _type_reason(exc, ev, table, image)
+    return ("drift" if exc.wrong_kind and reason == exc.reason else "decode"), reason
 
 
 def _type_reason(exc: TypeDecodeError, ev: ChangeEvent, table: TableProjection, image: str) -> str:

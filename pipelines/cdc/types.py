@@ -99,7 +99,7 @@ class TypeDecodeError(ValueError):
     """A raw value does not have the declared source type. `str(err)` names column, type and value."""
 
     def __init__(self, column: str, type_name: str, value: Any, detail: str = "", *,
-                 reason: str | None = None) -> None:
+                 reason: str | None = None, wrong_kind: bool = False) -> None:
         if reason is None:
             reason = f"column {column}: {_shown(value)} is not a valid {type_name}"
             if detail:
@@ -109,6 +109,9 @@ class TypeDecodeError(ValueError):
         self.type_name = type_name
         self.value = value
         self.reason = reason
+        self.wrong_kind = wrong_kind
+        """The value is of another kind than the declared type (text for an integer...): Debezium encodes
+        each value from its column's type, so this means the source column's type changed (drift)."""
 
 
 def _shown(value: Any) -> str:
@@ -222,7 +225,7 @@ def _int_decoder(column: str, type_name: str) -> Decoder:
         if type(v) is float and v.is_integer() and not lo <= v <= hi:
             # an integer literal too big for orjson's 64-bit parse arrives as a float (10**30 → 1e+30)
             raise out_of_range(column, type_name, v)
-        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}")
+        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}", wrong_kind=True)
 
     return dec
 
@@ -281,7 +284,7 @@ def _text_decoder(column: str, type_name: str) -> Decoder:
             return v if v != _PH else UNAVAILABLE
         if v is None:
             return None
-        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}")
+        raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}", wrong_kind=True)
 
     return dec
 
@@ -400,7 +403,7 @@ def _array_decoder(column: str, type_name: str, element: Decoder | None) -> Deco
         if v == UNAVAILABLE_PLACEHOLDER or v == _PLACEHOLDER_ARRAY:
             return UNAVAILABLE
         if type(v) is not list:
-            raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}")
+            raise TypeDecodeError(column, type_name, v, f"got {type(v).__name__}", wrong_kind=True)
         if element is None:
             return v
         try:

@@ -443,7 +443,8 @@ class KafkaBroker:
             if not self.clustered:
                 admin.list_topics()
                 return True
-            return any(b.get("broker_id") == self.node for b in admin.describe_cluster().get("brokers", []))
+            return any(b.get("broker_id") == self.node and not b.get("is_fenced")
+                       for b in admin.describe_cluster().get("brokers", []))
         finally:
             admin.close()
 

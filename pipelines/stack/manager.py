@@ -400,7 +400,7 @@ def _kafka_metadata(settings: Settings) -> tuple[set[int], int | None, list[dict
         topics = admin.describe_topics()
     finally:
         admin.close()
-    live = {b["broker_id"] for b in cluster.get("brokers", [])}
+    live = {b["broker_id"] for b in cluster.get("brokers", []) if not b.get("is_fenced")}
     return live, cluster.get("controller_id"), topics
 
 

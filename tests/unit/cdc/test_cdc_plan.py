@@ -220,18 +220,18 @@ def test_missing_source_column_dead_letters_every_target(planner):
     del row["modified_ts"]
     plan = planner.plan_records([rec(pg_value("u", after=row, lsn=10), 0)])
     assert [(d.stage, d.target, d.reason) for d in plan.dead_letters] == [
-        ("project", "orders_v1", "source column modified_ts missing in public.orders (schema drift?)"),
-        ("project", "orders_v2", "source column modified_ts missing in public.orders (schema drift?)"),
+        ("drift", "orders_v1", "source column modified_ts missing in public.orders (schema drift?)"),
+        ("drift", "orders_v2", "source column modified_ts missing in public.orders (schema drift?)"),
     ]
     assert plan.tables["orders_v1"].upserts == []
 
 
-def test_missing_key_column_is_a_project_dead_letter(planner):
+def test_missing_key_column_is_a_drift_dead_letter(planner):
     row = order_row(1)
     del row["id"]
     plan = planner.plan_records([rec(pg_value("u", after=row, lsn=10), 0, key={"id": 1})])
     (dl,) = plan.dead_letters
-    assert (dl.stage, dl.reason) == ("project", "source column id missing in public.orders (schema drift?)")
+    assert (dl.stage, dl.reason) == ("drift", "source column id missing in public.orders (schema drift?)")
 
 
 def test_type_drift_in_a_column_only_one_target_reads(planner):

@@ -94,7 +94,7 @@ def test_status_json(cli, busy_db):
     result = cli("status", "--format", "json")
     assert result.exit_code == 0, result.output
     out = _json(result)
-    assert set(out) == {"tables", "lags", "slots", "events"}
+    assert set(out) == {"tables", "drift", "lags", "slots", "events"}
     tables = {t["contract_table"]: t for t in out["tables"]}
     assert "stock_levels_v1" in tables and "order_lines_v1" in tables
     assert tables["customers_v1"]["last_error"] == LONG_ERROR
@@ -113,7 +113,8 @@ def test_status_json(cli, busy_db):
 def test_status_csv(cli, busy_db):
     result = cli("status", "--format", "csv")
     assert result.exit_code == 0, result.output
-    tables, lags, slots, events = _csv_blocks(result)
+    tables, drift, lags, slots, events = _csv_blocks(result)
+    assert drift == [["source_table", "topic", "first_position", "first_seen_at", "dead_letters", "reason"]]
     assert tables[0] == ["contract_table", "live_rows", "freshness_s", "fresh", "objective_s", "dead_letters",
                          "last_error"]
     assert [r for r in tables if r[0] == "customers_v1"][0][-1] == LONG_ERROR

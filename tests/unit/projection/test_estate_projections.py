@@ -210,7 +210,7 @@ def test_payments_contract_violations_are_dead_letters(parts):
     dl = dead(batch)
     assert dl[20][:2] == ("project", "payments_v1")
     assert dl[21][:2] == ("validate", "payments_v1") and "amount" in dl[21][2]  # > decimal(12,2)
-    assert dl[22][0] == "decode" and "amount_cents" in dl[22][2]
+    assert dl[22][0] == "drift" and "amount_cents" in dl[22][2]
     assert dl[23][:2] == ("validate", "payments_v1") and "authorised_at" in dl[23][2]
     assert all(len(t) == 0 for t in batch.tables)  # nothing applied
 
