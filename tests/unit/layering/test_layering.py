@@ -116,3 +116,12 @@ def test_benchmark_plotting_and_browser_tools_are_not_runtime_dependencies():
     assert not runtime & {"matplotlib", "playwright", "pytest", "ruff"}
     extras = {d.split("==")[0].lower() for deps in project["optional-dependencies"].values() for d in deps}
     assert {"matplotlib", "playwright"} <= extras
+
+
+def test_test_file_names_are_unique():
+    """pytest imports test files by basename (rootdir-relative, no packages): two files with one name
+    stop collection with 'import file mismatch'."""
+    import collections
+
+    names = collections.Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
+    assert [n for n, k in names.items() if k > 1] == []
