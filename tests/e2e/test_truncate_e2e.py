@@ -6,7 +6,7 @@ delete semantics, the changes around it keep their order, a full redelivery chan
 PostgreSQL: payments.public.payments → payments_v1 (soft delete). MariaDB: warehouse.bin_stock →
 stock_levels_v1 (hard delete).
 
-    REPORTING_E2E_PORT_OFFSET=600 .venv/bin/pytest tests/e2e/test_truncate.py
+    REPORTING_E2E_PORT_OFFSET=600 .venv/bin/pytest tests/e2e/test_truncate_e2e.py
 """
 
 from __future__ import annotations

@@ -268,7 +268,7 @@ def test_refunded_differs_between_majors(planner):
 
 
 def test_truncate_is_planned_for_every_target(planner):
-    # the truncate's planning is covered in detail by test_truncate.py
+    # the truncate's planning is covered in detail by test_cdc_truncate.py
     plan = planner.plan_records([rec(pg_value("t", lsn=77), 0, key={"id": None})])
     assert plan.dead_letters == []
     assert {n: tp.truncates[-1][0] for n, tp in plan.tables.items()} == {"orders_v1": 77, "orders_v2": 77}
