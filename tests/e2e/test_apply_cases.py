@@ -60,7 +60,7 @@ def test_drift_goes_to_dead_letters_then_replay_after_projection_fix(stack, tmp_
             conn.execute("ALTER TABLE orders RENAME COLUMN amount_cents TO total_cents")
 
     def drifted(b):
-        return [d for d in list_dead_letters(b) if d.stage == "project" and "total_cents" in d.reason]
+        return [d for d in list_dead_letters(b) if d.stage == "drift" and "total_cents" in d.reason]
 
     dead = _wait(settings, drifted)
     assert dead[0].topic == "orders.public.orders"
