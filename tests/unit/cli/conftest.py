@@ -25,6 +25,16 @@ def live_contracts():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_cli_configuration():
+    """The `reporting` command keeps the configuration it built for the invocation (its contract
+    sub-commands read it through hooks); a test's estate must not leak into the next test."""
+    import pipelines.cli
+
+    yield
+    pipelines.cli._state.update(estate=None, settings=None)
+
+
+@pytest.fixture(autouse=True)
 def _plain_environment(monkeypatch):
     """No estate, backend, colour or terminal overrides from the developer's shell."""
     for name in list(os.environ):
