@@ -607,6 +607,7 @@ def kill_pipeline_worker(stack, group: StreamGroup, which: int = 0):
 
 
 @pytest.mark.faults
+@pytest.mark.slow  # 6–9 min on 2 cores: in `make test-faults`, not in `make test` (CI stays under 40 min)
 def test_lose_one_node_of_each_kind_while_traffic_runs(cluster, streaming):
     """One broker, then one Connect worker, then one pipeline worker, each killed and brought back
     while the simulator runs; after each the group catches up and reconcile finds 0 differences."""
