@@ -9,7 +9,6 @@ exactly as if the UI had launched it. An edge: builds the definitions from `sett
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -59,16 +58,10 @@ def run_job(settings: Settings, job: str, say: Callable[[str], None] = print) ->
         job_def = defs.resolve_job_def(job)
     except Exception as exc:  # noqa: BLE001 - an unknown job name is one line
         raise ValueError(f"no Dagster job {job!r} (known: {', '.join(job_names(settings))})") from exc
-    previous = os.environ.get(ESTATE_ENV)
-    os.environ[ESTATE_ENV] = str(settings.estate.path)
-    try:
-        with project_instance(settings) as instance:
-            result = job_def.execute_in_process(instance=instance, raise_on_error=False)
-    finally:
-        if previous is None:
-            os.environ.pop(ESTATE_ENV, None)
-        else:
-            os.environ[ESTATE_ENV] = previous
+    from pipelines.defs.dbt import _environ_for_dbt as environ_for_run  # set for the block, then restored
+
+    with environ_for_run({ESTATE_ENV: str(settings.estate.path)}), project_instance(settings) as instance:
+        result = job_def.execute_in_process(instance=instance, raise_on_error=False)
     state = "succeeded" if result.success else "FAILED"
     say(f"dagster run {result.run_id[:8]} of {job} {state} (in {settings.estate.dagster.home}; "
         "`reporting ui` shows it)")
