@@ -15,9 +15,11 @@ from environment variables (REPORTING_DUCKDB_PATH, REPORTING_PG_HOST/PORT/DBNAME
 
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,16 +60,38 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).with_name("dbt"))
 
 
+def manifest_path(settings: Settings) -> Path:
+    """Where the definitions' manifest lives: the estate's state folder, not the project's target/
+    (every dbt command writes target/, so a reader there can see a half-written file)."""
+    return settings.state_dir / "dbt" / "manifest.json"
+
+
 def ensure_manifest(settings: Settings) -> Path:
-    """`dbt parse` when target/manifest.json is missing or older than any project file (no DB needed)."""
+    """`dbt parse` when the manifest is missing or older than any project file (no DB needed).
+
+    The webserver, the daemon and each run load the definitions, often at the same moment on a fresh
+    clone; so the parse runs under a lock, into a private target folder, and the finished manifest
+    replaces the old one in one rename: a reader sees the old file or the new one, never a mix."""
     project = dbt_project_dir(settings)
-    manifest = project / "target" / "manifest.json"
-    newest = max((p.stat().st_mtime for p in project.rglob("*") if p.is_file()
-                  and "target" not in p.parts and "logs" not in p.parts), default=0)
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        env = {**os.environ, **dbt_env(settings)}
-        subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir",
-                        str(project)], check=True, env=env, cwd=project)
+    manifest = manifest_path(settings)
+
+    def fresh() -> bool:
+        newest = max((p.stat().st_mtime for p in project.rglob("*") if p.is_file()
+                      and not {"target", "logs", "dbt_packages"} & set(p.relative_to(project).parts)), default=0)
+        return manifest.exists() and manifest.stat().st_mtime >= newest
+
+    if fresh():
+        return manifest
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / "manifest.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if fresh():  # another process parsed it while this one waited
+            return manifest
+        with tempfile.TemporaryDirectory(prefix="parse-", dir=manifest.parent) as tmp:
+            env = {**os.environ, **dbt_env(settings)}
+            subprocess.run([dbt_executable(), "parse", "--quiet", "--project-dir", str(project), "--profiles-dir",
+                            str(project), "--target-path", tmp, "--log-path", tmp], check=True, env=env, cwd=project)
+            os.replace(Path(tmp) / "manifest.json", manifest)
     return manifest
 
 

@@ -33,7 +33,9 @@ def fed_tables(estate) -> set[str]:
 
 
 def dbt_manifest(settings: Settings) -> dict:
-    return json.loads((settings.estate.dbt_project / "target" / "manifest.json").read_text())
+    from pipelines.defs.dbt import manifest_path
+
+    return json.loads(manifest_path(settings).read_text())
 
 
 def dbt_key(node: dict) -> dg.AssetKey:
@@ -154,3 +156,22 @@ def test_dbt_env_is_built_from_the_estate(tmp_path):
     assert "REPORTING_PG_PASSWORD" not in dbt_env(duck)  # not needed (nor resolved) for the DuckDB target
     assert dbt_env(duck)["REPORTING_DUCKDB_PATH"] == str(duck.duckdb_path)
     assert dbt_resource(duck).project_dir == str(duck.estate.dbt_project)
+
+
+def test_concurrent_loads_parse_one_whole_manifest(code_settings, tmp_path):
+    """Webserver, daemon and runs load the definitions at once on a fresh clone: each must read a whole
+    manifest (in the state folder, swapped in by rename), never one that another dbt is still writing."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.defs.dbt import ensure_manifest, manifest_path
+
+    estate = code_settings.estate.model_copy(update={"state_dir": tmp_path / "state"})
+    settings = dataclasses.replace(code_settings, estate=estate)
+    assert not manifest_path(settings).exists()
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _i: ensure_manifest(settings), range(4)))
+    assert set(paths) == {manifest_path(settings)}
+    manifest = json.loads(manifest_path(settings).read_text())
+    assert any(k.startswith("model.") for k in manifest["nodes"])
+    assert not [p.name for p in manifest_path(settings).parent.iterdir() if p.name.startswith("parse-")]
