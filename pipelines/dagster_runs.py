@@ -58,7 +58,7 @@ def run_job(settings: Settings, job: str, say: Callable[[str], None] = print) ->
         job_def = defs.resolve_job_def(job)
     except Exception as exc:  # noqa: BLE001 - an unknown job name is one line
         raise ValueError(f"no Dagster job {job!r} (known: {', '.join(job_names(settings))})") from exc
-    from pipelines.defs.dbt import _environ_for_dbt as environ_for_run  # set for the block, then restored
+    from pipelines.procenv import environ_overlay as environ_for_run  # set for the block, then restored
 
     with environ_for_run({ESTATE_ENV: str(settings.estate.path)}), project_instance(settings) as instance:
         result = job_def.execute_in_process(instance=instance, raise_on_error=False)

@@ -14,13 +14,12 @@ from environment variables (REPORTING_DUCKDB_PATH, REPORTING_PG_HOST/PORT/DBNAME
 """
 
 
-import contextlib
 import fcntl
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from dagster import AssetExecutionContext
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.resources import POOL, ReportingResource, wait_writable
+from pipelines.procenv import environ_overlay
 from pipelines.settings import Settings
 
 
@@ -95,24 +95,9 @@ def ensure_manifest(settings: Settings) -> Path:
     return manifest
 
 
-@contextlib.contextmanager
-def _environ_for_dbt(values: Mapping[str, str]) -> Iterator[None]:
-    """`values` in os.environ for the duration of the block, then the environment exactly as before."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def dbt_invocation(dbt: DbtCliResource, settings: Settings, args: Sequence[str], context: AssetExecutionContext):
     """Start `dbt <args>` through dagster-dbt with the estate's profile variables (see the module docstring)."""
-    with _environ_for_dbt(dbt_env(settings)):
+    with environ_overlay(dbt_env(settings)):
         return dbt.cli(list(args), context=context)
 
 

@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+from pipelines.procenv import environ_overlay
 from pipelines.settings import REPO_ROOT, Settings
 
 # REPORTING_E2E_PORT_OFFSET lets several e2e runs share one machine (each gets its own folder too).
@@ -25,16 +26,8 @@ E2E_ENV = {
 
 @pytest.fixture(scope="session")
 def e2e_env():
-    saved = {k: os.environ.get(k) for k in E2E_ENV}
-    os.environ.update(E2E_ENV)
-    try:
+    with environ_overlay(E2E_ENV):
         yield Settings.load()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
