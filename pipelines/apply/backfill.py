@@ -72,6 +72,6 @@ def request_backfills(settings, backend, group: str, projections: Mapping, live_
 
 
 def _source_rows(settings, need: BackfillNeed) -> int | None:
-    from pipelines.resnapshot import source_row_count
+    from pipelines.source_db import source_row_count
 
     return source_row_count(settings, need.service, need.source_table)

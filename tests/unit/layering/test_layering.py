@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[3]
 CORE = ["cdc", "projection", "contract", "apply", "kafka", "connect", "reconcile", "bi",
         "config/model.py", "config/secrets.py"]
 FORBIDDEN_IMPORTS = ("pipelines.stack", "estate", "pipelines.bench", "pipelines.cli", "pipelines.defs",
-                     "pipelines.demo", "pipelines.ui", "pipelines.config.load", "pipelines.definitions")
+                     "pipelines.demo", "pipelines.ui", "pipelines.config.load", "pipelines.definitions",
+                     "pipelines.resnapshot", "pipelines.scaffold", "pipelines.dagster_runs", "pipelines.dbt_cli",
+                     "pipelines.deploy")
 
 
 def core_files() -> list[Path]:
