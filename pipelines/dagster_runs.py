@@ -45,7 +45,7 @@ def job_names(settings: Settings) -> list[str]:
     return sorted(j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__"))
 
 
-def run_job(settings: Settings, job: str, say: Callable[[str], None] = print) -> bool:
+def run_job(settings: Settings, job: str, say: Callable[[str], None] = print, console_level: str = "WARNING") -> bool:
     """Execute `job` in-process in the project's instance; True when the run succeeded.
 
     Runs carry the estate to the resources through REPORTING_ESTATE (set for the run's duration, so
@@ -61,7 +61,10 @@ def run_job(settings: Settings, job: str, say: Callable[[str], None] = print) ->
     from pipelines.procenv import environ_overlay as environ_for_run  # set for the block, then restored
 
     with environ_for_run({ESTATE_ENV: str(settings.estate.path)}), project_instance(settings) as instance:
-        result = job_def.execute_in_process(instance=instance, raise_on_error=False)
+        # the run's event log goes to the instance (`reporting ui` shows it); the terminal gets warnings
+        # and errors only, not Dagster's DEBUG lines for every step event
+        result = job_def.execute_in_process(instance=instance, raise_on_error=False, run_config={
+            "loggers": {"console": {"config": {"log_level": console_level}}}})
     state = "succeeded" if result.success else "FAILED"
     say(f"dagster run {result.run_id[:8]} of {job} {state} (in {settings.estate.dagster.home}; "
         "`reporting ui` shows it)")
