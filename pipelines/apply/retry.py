@@ -1,13 +1,15 @@
 """Which reporting-DB errors are worth retrying, and the one retry policy (tenacity) that retries them.
 
-Errors are classified by exception type and SQLSTATE, never by message text:
+Errors are classified by exception type and SQLSTATE, never by message text (one exception: a login
+the server rejects, whose SQLSTATE libpq does not expose; see `_LOGIN_REJECTED`):
 
 * transient (retry): the database is unavailable or lost a race. PostgreSQL (psycopg 3) SQLSTATE
   class 08 (connection exception), class 40 (transaction rollback: 40001 serialization failure,
   40P01 deadlock; except 40002, an integrity violation found at commit), 55P03 lock not available,
   57P01/57P02/57P03 (admin shutdown, crash shutdown, cannot connect now), class 53 (insufficient
   resources), and a psycopg `OperationalError` without SQLSTATE (connection refused or closed, raised
-  by the client library). DuckDB `IOException` (among others the file lock "Could not set lock on
+  by the client library) unless the server rejected the login (wrong password, no pg_hba.conf entry,
+  unknown role or database). DuckDB `IOException` (among others the file lock "Could not set lock on
   file" held by another process) and `TransactionException` (write-write conflict). The stdlib
   `ConnectionError`, `TimeoutError` and other `OSError`s, except those naming a missing or
   forbidden path.
@@ -52,6 +54,20 @@ _OS_PERMANENT: tuple[type[BaseException], ...] = (FileNotFoundError, NotADirecto
                                                   PermissionError, FileExistsError)
 
 
+# libpq reports why the server rejected a new connection only as text: the SQLSTATE of the server's
+# FATAL (28P01 invalid password, 28000 no pg_hba.conf entry, 3D000 unknown database) is not exposed
+# for connection failures (psycopg 3.3 `sqlstate` is None). These server messages (PostgreSQL's
+# English ones: a server with another lc_messages gives its own text, and then the retry budget ends it)
+# mean the estate's login or database is wrong: waiting does not fix it.
+_LOGIN_REJECTED = ("password authentication failed", "no pg_hba.conf entry", "authentication failed for user",
+                   "does not exist")
+
+
+def _login_rejected(exc: BaseException) -> bool:
+    text = str(exc)
+    return "FATAL:" in text and any(m in text for m in _LOGIN_REJECTED)
+
+
 def _classify(exc: BaseException) -> bool | None:
     """True = transient, False = permanent, None = not a database or OS error (look at its cause)."""
     if isinstance(exc, duckdb.Error):
@@ -59,8 +75,9 @@ def _classify(exc: BaseException) -> bool | None:
     if isinstance(exc, psycopg.Error):
         state = getattr(exc, "sqlstate", None)
         if not state:
-            # raised by the client library, not the server: refused / lost / closed connection
-            return isinstance(exc, psycopg.OperationalError)
+            # raised by the client library, not the server: refused / lost / closed connection; but a
+            # login the server rejected is configuration, not an outage
+            return isinstance(exc, psycopg.OperationalError) and not _login_rejected(exc)
         if state in _PG_PERMANENT_CODES:
             return False
         return state in _PG_TRANSIENT_CODES or state[:2] in _PG_TRANSIENT_CLASSES

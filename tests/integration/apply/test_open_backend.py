@@ -108,3 +108,20 @@ def test_postgres_writer_secret_that_does_not_resolve_fails_naming_the_key(tmp_p
                                            r"TEST_WRITER_PASSWORD is not set"):
         open_backend(settings, wait_s=30)
     assert time.monotonic() - started < 10  # permanent: no waiting
+
+
+@pytest.mark.parametrize("wrong", ["password", "database"])
+def test_postgres_writer_rejected_login_fails_at_once(tmp_path, writer, wrong):
+    """A wrong password or an unknown database is configuration, not an outage: no waiting."""
+    port, db, role, password = writer
+    if wrong == "password":
+        settings = _pg_settings(tmp_path, port, db, role, {"TEST_WRITER_PASSWORD": password + "x"})
+        expected = r"password authentication failed"
+    else:
+        settings = _pg_settings(tmp_path, port, db + "_nosuch", role, {"TEST_WRITER_PASSWORD": password})
+        expected = r"does not exist"
+    waited: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=expected):
+        open_backend(settings, wait_s=30, say=waited.append)
+    assert time.monotonic() - started < 10 and not waited  # permanent: no waiting

@@ -114,6 +114,22 @@ def test_postgres_client_side_connection_errors():
     assert not is_transient(psycopg.ProgrammingError("query has 2 placeholders but 1 parameters"))
 
 
+@pytest.mark.parametrize(("message", "transient"), [
+    ('connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  password authentication '
+     'failed for user "w"', False),
+    ('connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  database "x" does not exist',
+     False),
+    ('connection failed: connection to server at "10.0.0.1", port 5432 failed: FATAL:  no pg_hba.conf entry for host '
+     '"10.0.0.2", user "w", database "r", no encryption', False),
+    ('connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  the database system is '
+     'starting up', True),
+    ('connection failed: connection to server at "127.0.0.1", port 5432 failed: FATAL:  sorry, too many clients '
+     'already', True),
+])
+def test_a_login_the_server_rejects_is_not_retried(message, transient):
+    assert is_transient(psycopg.OperationalError(message)) is transient
+
+
 # -- stdlib, chains, unknown errors -------------------------------------------------------------
 
 @pytest.mark.parametrize("exc", [ConnectionRefusedError(111, "refused"), TimeoutError("timed out"),
