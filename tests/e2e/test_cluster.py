@@ -12,8 +12,9 @@ coordinator), the Connect worker running most tasks (its tasks move to the other
 - per-key order held: every key of a change topic lives on one partition and its changes appear in
   source-position order there (a position seen again is a Connect redelivery, not a reordering).
 
-The reduced set (one kill of each, short traffic) runs in `make test`; `make test-faults` adds the full
-set: all three killed at once, three rounds, longer traffic. Each scenario's figures are printed and
+The reduced set (a broker, a Connect worker and a pipeline worker killed at once, one round, short
+traffic) runs in `make test`; `make test-faults` adds the full set: one kill of each kind in turn, then
+all three at once in three rounds, longer traffic. Each scenario's figures are printed and
 written to <cluster state>/cluster-report.json.
 
 The cluster has its own state folder (<e2e state>/cluster) and ports (the e2e offset + 50), so it runs
@@ -36,6 +37,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from pipelines.procenv import environ_overlay
 from pipelines.settings import Settings
 from tests.e2e.conftest import E2E_ENV
 from tests.e2e.faults import Traffic
@@ -70,9 +72,7 @@ def cluster():
     env = {"REPORTING_ESTATE": str(estate_file), "REPORTING_STATE_DIR": str(state),
            "REPORTING_PORT_OFFSET": str(int(E2E_ENV["REPORTING_PORT_OFFSET"]) + 50),
            "REPORTING_JVM_DIR": E2E_ENV["REPORTING_JVM_DIR"], "REPORTING_BACKEND": "postgres"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environ_overlay(env):
         settings = Settings.load()
         st = Stack(settings)
         st.down(say=lambda _m: None)
@@ -92,12 +92,6 @@ def cluster():
             left = leftover_processes(settings)
             assert not left, f"processes left after stack down: {left}"
             st.remove_servers_dir(say=print)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _summary(r: dict) -> str:
@@ -620,36 +614,47 @@ def test_lose_one_node_of_each_kind_while_traffic_runs(cluster, streaming):
                  seed=43, duration=duration)
 
 
+def kill_all_three(stack, group: StreamGroup, rnd: int):
+    """A broker (a different one every round), the busiest Connect worker and a pipeline worker killed
+    together while traffic runs, brought back after 15 s."""
+    def together(injected, rng, topics):
+        settings = stack.settings
+        victim = next(b for b in stack.brokers if b.node == rnd % len(stack.brokers) + 1)
+        workers = stack.connect_workers()
+        load = defaultdict(int)
+        for _c, _t, _s, w in connect_tasks(stack):
+            load[w] += 1
+        cvictim = max(workers, key=lambda w: load[w.worker_id])
+        iid = f"{settings.estate.pipeline.consumer_group}-{rnd % WORKERS}"
+        pid = group.children()[iid]
+        t_kill = time.monotonic()
+        victim.kill()
+        cvictim.kill()
+        os.kill(pid, signal.SIGKILL)
+        injected += inject_poison(settings, topics, 2, rng)
+        moved = wait_tasks_on(stack, {w.worker_id for w in workers if w is not cvictim})
+        time.sleep(max(0.0, 15 - (time.monotonic() - t_kill)))
+        victim.start()
+        cvictim.start()
+        wait_tasks_on(stack, {w.worker_id for w in workers})
+        wait_group(settings, {f"{settings.estate.pipeline.consumer_group}-{i}" for i in range(WORKERS)})
+        return {"killed_broker": victim.node, "killed_connect_worker": cvictim.worker,
+                "killed_pipeline_worker": iid, "tasks_moved_after_s": round(moved, 1),
+                "all_back_after_s": round(time.monotonic() - t_kill, 1)}
+    return together
+
+
+@pytest.mark.faults
+def test_lose_a_broker_a_connect_worker_and_a_pipeline_worker_at_once(cluster, streaming):
+    """The reduced set `make test` runs: one round of all three killed together, short traffic."""
+    run_scenario(cluster, streaming, "broker + connect worker + pipeline worker at once",
+                 kill_all_three(cluster, streaming, 0), seed=49, duration=20)
+
+
 @pytest.mark.faults
 @pytest.mark.slow
 def test_lose_a_broker_a_connect_worker_and_a_pipeline_worker_at_once_repeatedly(cluster, streaming):
-    """`make test-faults`: three rounds; in each, a broker (a different one every round), the busiest
-    Connect worker and a pipeline worker are killed together while traffic runs, then come back."""
+    """`make test-faults`: three rounds, each with a different broker, longer traffic."""
     for rnd in range(3):
-        def together(injected, rng, topics, rnd=rnd):
-            settings = cluster.settings
-            victim = next(b for b in cluster.brokers if b.node == rnd + 1)
-            workers = cluster.connect_workers()
-            load = defaultdict(int)
-            for _c, _t, _s, w in connect_tasks(cluster):
-                load[w] += 1
-            cvictim = max(workers, key=lambda w: load[w.worker_id])
-            iid = f"{settings.estate.pipeline.consumer_group}-{rnd % WORKERS}"
-            pid = streaming.children()[iid]
-            t_kill = time.monotonic()
-            victim.kill()
-            cvictim.kill()
-            os.kill(pid, signal.SIGKILL)
-            injected += inject_poison(settings, topics, 2, rng)
-            moved = wait_tasks_on(cluster, {w.worker_id for w in workers if w is not cvictim})
-            time.sleep(max(0.0, 15 - (time.monotonic() - t_kill)))
-            victim.start()
-            cvictim.start()
-            wait_tasks_on(cluster, {w.worker_id for w in workers})
-            wait_group(settings, {f"{settings.estate.pipeline.consumer_group}-{i}" for i in range(WORKERS)})
-            return {"killed_broker": victim.node, "killed_connect_worker": cvictim.worker,
-                    "killed_pipeline_worker": iid, "tasks_moved_after_s": round(moved, 1),
-                    "all_back_after_s": round(time.monotonic() - t_kill, 1)}
-
         run_scenario(cluster, streaming, f"round {rnd + 1}: broker {rnd + 1} + connect worker + pipeline worker",
-                     together, seed=50 + rnd, duration=45)
+                     kill_all_three(cluster, streaming, rnd), seed=50 + rnd, duration=45)
