@@ -21,35 +21,12 @@ def write_estate(folder, base=None, **changes):
     """
     from pathlib import Path
 
-    import yaml
+    from pipelines.config.derive import derive_estate
 
-    base = Path(base or BUNDLED_ESTATE)
-    raw = yaml.safe_load(base.read_text())
-    root = base.parent
-
-    def absolute(value, key):
-        if isinstance(value, dict):
-            return {k: absolute(v, k) for k, v in value.items()}
-        if isinstance(value, list):
-            return [absolute(v, key) for v in value]
-        if key in ("connector", "projection", "schema_sql", "contracts", "dbt_project") and isinstance(value, str):
-            return str((root / value).resolve())
-        return value
-
-    raw = absolute(raw, "")
-    raw.setdefault("state_dir", str(Path(folder) / ".state"))
-    if not Path(str(raw["state_dir"])).is_absolute():
-        raw["state_dir"] = str(Path(folder) / raw["state_dir"])
-    for dotted, value in changes.items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    out = Path(folder) / "estate.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return out
+    state_dir = changes.pop("state_dir", None) or Path(folder) / ".state"
+    if not Path(str(state_dir)).is_absolute():
+        state_dir = Path(folder) / state_dir
+    return derive_estate(Path(base or BUNDLED_ESTATE), Path(folder) / "estate.yaml", changes, state_dir=Path(state_dir))
 
 
 def settings_for(folder, environ=None, **changes):
