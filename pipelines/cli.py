@@ -825,6 +825,25 @@ def bench_e2e_cmd(
     bench_e2e(rates=tuple(float(r) for r in rates.split(",")), step_s=step_s, backend=backend, say=_say)
 
 
+@bench_app.command("capacity")
+@friendly
+def bench_capacity_cmd(
+    workers: str = typer.Option("1,2,3", help="Worker counts to measure, comma-separated."),
+    load_s: float = typer.Option(60.0, help="Seconds of simulator traffic that make the backlog."),
+    rate: float = typer.Option(1500.0, help="Simulator rate (ops/s) of the backlog."),
+    latency_rate: float = typer.Option(500.0, help="Simulator rate (ops/s) while latency is measured."),
+    latency_s: float = typer.Option(20.0, help="Seconds of steady traffic per configuration for the latency."),
+    broker_down_workers: int = typer.Option(2, help="Workers of the run with one Kafka node down (0 = skip it)."),
+) -> None:
+    """Worker group on the PostgreSQL backend of the cluster profile: backlog drain rate and commit-to-visible
+    latency with 1, 2, 3 workers and with one Kafka node down (docs/scaling.md)."""
+    from pipelines.bench.capacity import bench_capacity
+
+    bench_capacity(_settings(), workers=tuple(int(w) for w in workers.split(",")), load_s=load_s, rate_ops=rate,
+                   latency_rate=latency_rate, latency_s=latency_s, broker_down_workers=broker_down_workers or None,
+                   say=_say)
+
+
 @bench_app.command("snapshot")
 @friendly
 def bench_snapshot_cmd(
