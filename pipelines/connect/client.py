@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,19 +66,44 @@ def estate_connectors(estate: Estate) -> list[dict]:
 
 
 class ConnectClient:
-    def __init__(self, url: str, auth: tuple[str, str] | None = None) -> None:
-        self.url = url.rstrip("/")
+    """REST client of a Connect cluster. Any worker answers for the whole cluster (it forwards writes to
+    the leader), so with several URLs a worker that is not reachable is skipped: requests go to the first
+    URL that answers, and keep going there until it stops answering."""
+
+    def __init__(self, url: str | Sequence[str], auth: tuple[str, str] | None = None) -> None:
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("ConnectClient needs at least one URL")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.url = self.urls[0]
         self.auth = auth
 
     def _req(self, method: str, path: str, **kw) -> requests.Response:
+        order = [self.url] + [u for u in self.urls if u != self.url]
+        errors = []
+        for url in order:
+            try:
+                r = self._send(url, method, path, **kw)
+            except ConnectError as exc:
+                if exc.detail != "unreachable":
+                    raise
+                errors.append(str(exc))
+                continue
+            self.url = url
+            return r
+        raise ConnectError(errors[0] if len(errors) == 1 else
+                           f"no Kafka Connect worker is reachable ({', '.join(order)})", "; ".join(errors))
+
+    def _send(self, url: str, method: str, path: str, **kw) -> requests.Response:
         try:
-            r = requests.request(method, f"{self.url}{path}", timeout=15, auth=self.auth, **kw)
+            r = requests.request(method, f"{url}{path}", timeout=15, auth=self.auth, **kw)
             if r.status_code == 401:
-                raise ConnectError(f"Kafka Connect at {self.url} refused the credentials (401): check connect.username "
+                raise ConnectError(f"Kafka Connect at {url} refused the credentials (401): check connect.username "
                                    "and connect.password in the estate file")
             return r
         except requests.RequestException as exc:
-            raise ConnectError(f"Kafka Connect at {self.url} is not reachable: {exc.__class__.__name__}") from exc
+            raise ConnectError(f"Kafka Connect at {url} is not reachable: {exc.__class__.__name__}",
+                               "unreachable") from exc
 
     def apply(self, spec: dict) -> None:
         """Create or update (idempotent PUT) one connector."""
@@ -138,7 +164,7 @@ class ConnectClient:
 
 
 def client_for(settings) -> ConnectClient:
-    """A client for the estate's Connect cluster (first URL), with basic auth when declared."""
+    """A client for the estate's Connect cluster (every URL, first reachable one used), with basic auth when declared."""
     c = settings.estate.connect
     auth = (c.username, settings.secret(c.password, "connect.password")) if c.username and c.password else None
-    return ConnectClient(c.url, auth)
+    return ConnectClient(c.urls, auth)
