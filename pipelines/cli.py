@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -440,6 +441,48 @@ def deploy_render(
     _say(f"wrote {len(files)} files to {out}; then:")
     for line in apply_instructions(settings, out, image, namespace, workers, **options):
         console.print(f"  {line}", highlight=False, soft_wrap=True)  # one line each, to copy
+
+
+estate_app = typer.Typer(help="The estate file: derive variants of it (see docs/estate-file.md).",
+                         no_args_is_help=True)
+
+
+@estate_app.command("derive")
+@friendly
+def estate_derive(
+    out: Path = typer.Argument(..., help="The estate file to write."),
+    changes: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                      help="Dotted key and a YAML value, e.g. reporting.backend=postgres or "
+                                           "'connect.urls=[http://127.0.0.1:58083, http://127.0.0.1:58084]'; "
+                                           "repeatable."),
+    state_dir: Path = typer.Option(None, help="state_dir of the copy (default: the original's)."),
+) -> None:
+    """A copy of the estate file with keys changed, paths made absolute; checked before it is kept."""
+    import yaml
+
+    from pipelines.config.derive import derive_estate
+    from pipelines.config.load import load_estate
+
+    parsed = {}
+    for item in changes or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        parsed[key.strip()] = yaml.safe_load(value)
+    settings = _settings()
+    target = derive_estate(settings.estate.path, out, parsed,
+                           state_dir=(state_dir or settings.state_dir).resolve())
+    try:
+        derived = load_estate(target, environ={})
+    except Exception:
+        target.unlink(missing_ok=True)
+        raise
+    _say(f"wrote {target}: estate {derived.name}, {len(derived.services)} services, backend "
+         f"{derived.reporting.backend}, {len(derived.kafka.bootstrap_servers)} Kafka bootstrap server(s)"
+         + (", cluster profile" if derived.kafka.local_cluster else ""))
+
+
+app.add_typer(estate_app, name="estate")
 
 
 @app.command("sql")
