@@ -45,9 +45,13 @@ from pipelines.bench.common import (
     versions,
     write_results,
 )
-from pipelines.bench.e2e_bench import Offsets, _reporting_bin
+from pipelines.bench.group_offsets import GroupOffsets as Offsets
 from pipelines.bench.stats import latency_summary
 from pipelines.settings import REPO_ROOT, Settings
+
+
+def _reporting_bin() -> str:
+    return str(REPO_ROOT / ".venv" / "bin" / "reporting")
 
 
 def check_capacity_estate(settings: Settings) -> None:
@@ -98,9 +102,10 @@ class _Group:
                 self.proc.wait()
 
 
-def _simulate(rate_ops: float, seconds: float, seed: int, log: Path) -> None:
+def _simulate(settings: Settings, rate_ops: float, seconds: float, seed: int, log: Path) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
-        subprocess.run([_reporting_bin(), "simulate", "--rate", str(rate_ops), "--duration", str(seconds),  # noqa: S603
+        subprocess.run([_reporting_bin(), "--estate", str(settings.estate.path), "simulate", "--rate", str(rate_ops), "--duration", str(seconds),  # noqa: S603
                         "--seed", str(seed)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=True)
 
 
@@ -193,7 +198,7 @@ def _configuration(settings: Settings, at: str, workers: int, broker_down: bool,
             f"{figures['first_commit_s']}s")
         # steady traffic: commit-to-visible
         since = dt.datetime.now(dt.UTC)
-        _simulate(latency_rate, latency_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
+        _simulate(settings, latency_rate, latency_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
         until = dt.datetime.now(dt.UTC)
         _wait_drained(offsets, drain_timeout)
         latency = _visible_latency(settings, db, since, until)
@@ -224,7 +229,7 @@ def bench_capacity(settings: Settings, workers: Sequence[int] = (1, 2, 3), load_
     try:
         before, _ = probe.ends_and_committed()
         say(f"backlog: the simulator at {rate_ops:g} ops/s for {load_s:.0f}s, no stream running ...")
-        _simulate(rate_ops, load_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
+        _simulate(settings, rate_ops, load_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
         time.sleep(5.0)  # the connectors' last batches reach Kafka
         events, _ = probe.ends_and_committed()
     finally:
