@@ -3,13 +3,16 @@
 Offsets live in `_pipeline.offsets`, written in the same transaction as the rows they produced
 (exactly-once effect). On every partition assignment the consumer seeks to the stored offset (or
 to the beginning when none is stored). Kafka's own group commit is written afterwards as a hint
-for lag tooling only; it is never read back.
+for lag tooling only; it is never read back. A hint Kafka refuses (e.g. during a rebalance) is kept
+and sent again before the next polls, and a partition's stored offset is hinted when it is assigned,
+so the group's committed offsets reach what was applied even when no new record comes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
@@ -33,6 +36,7 @@ class _SeekToStored(ConsumerRebalanceListener):
         self.consumer = consumer
         self.stored = stored
         self.quiesce: Callable[[], None] = lambda: None  # waits for the batch in flight (Worker's applier)
+        self.hint: Callable[[dict[tuple[str, int], int]], None] = lambda _offsets: None
 
     def on_partitions_revoked(self, revoked):  # noqa: D401 - kafka-python callback
         # the batch in flight commits its rows and offsets before another worker may take the partitions
@@ -42,12 +46,15 @@ class _SeekToStored(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned):
         self.quiesce()  # stored offsets are read only when no batch is in flight (one DB connection)
         offsets = self.stored()
+        known = {}
         for tp in assigned:
             nxt = offsets.get((tp.topic, tp.partition))
             if nxt is None:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, nxt)
+                known[(tp.topic, tp.partition)] = nxt
+        self.hint(known)  # sent with the next poll, outside the rebalance
         log.info("assigned %d partition(s); positions from the reporting DB", len(assigned))
 
 
@@ -81,6 +88,9 @@ class ChangeConsumer:
         fetcher.PartitionRecords = fast_partition_records(type(fetcher).PartitionRecords)
         self.pattern = topic_pattern(prefixes)
         self._listener = _SeekToStored(self.consumer, stored_offsets)
+        self._listener.hint = self._queue_hints
+        self._unsent: dict[tuple[str, int], int] = {}
+        self._retry_at = 0.0
         self.consumer.subscribe(pattern=self.pattern, listener=self._listener)
         self.max_records = max_records
 
@@ -89,6 +99,8 @@ class ChangeConsumer:
         self._listener.quiesce = wait
 
     def poll(self, timeout_ms: int = 500) -> list[Record]:
+        if self._unsent and time.monotonic() >= self._retry_at:
+            self._send_hints()
         batch = self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
         out: list[Record] = []
         for tp, msgs in batch.items():
@@ -111,10 +123,29 @@ class ChangeConsumer:
 
     def commit_hint(self, offsets: dict[tuple[str, int], int]) -> None:
         """Tell Kafka where we are (for lag tools); failures are harmless, the DB is authoritative."""
+        self._queue_hints(offsets)
+        self._send_hints()
+
+    def _queue_hints(self, offsets: dict[tuple[str, int], int]) -> None:
+        for key, nxt in offsets.items():
+            if nxt > self._unsent.get(key, -1):
+                self._unsent[key] = nxt
+
+    def _send_hints(self) -> None:
+        """Commit the queued hints of the partitions this member holds (a partition given away is its new
+        owner's to hint); a refused commit stays queued and is tried again after a second."""
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        todo = {k: o for k, o in self._unsent.items() if k in assigned}
+        self._unsent = todo
+        if not todo:
+            return
         try:
-            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()})
+            self.consumer.commit({TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in todo.items()})
         except Exception as exc:  # noqa: BLE001 - advisory only
-            log.warning("advisory Kafka offset commit failed: %s", exc)
+            self._retry_at = time.monotonic() + 1.0
+            log.warning("advisory Kafka offset commit failed (kept, sent again): %s", exc)
+            return
+        self._unsent = {}
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

@@ -89,6 +89,19 @@ def test_two_workers_share_partitions_and_match_a_single_worker(stack):
     while time.monotonic() < deadline and check.stored_offsets("two-workers") != ends:
         time.sleep(0.5)
     check.close()
+    # Kafka's copy of the group's offsets (what lag tools read) reaches what was applied too
+    admin = KafkaAdminClient(bootstrap_servers=stack.settings.kafka_bootstrap)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            committed = {(tp.topic, tp.partition): m.offset for tp, m in
+                         admin.list_group_offsets({"two-workers": None}).get("two-workers", {}).items()}
+            if committed == ends or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert committed == ends
+    finally:
+        admin.close()
     for w, _b in workers:
         w.stop()
     for t in threads:
