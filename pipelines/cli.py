@@ -872,7 +872,8 @@ def bench_e2e_cmd(
 @friendly
 def bench_capacity_cmd(
     workers: str = typer.Option("1,2,3", help="Worker counts to measure, comma-separated."),
-    load_s: float = typer.Option(60.0, help="Seconds of simulator traffic that make the backlog."),
+    bulk: int = typer.Option(20_000, help="Historical orders bulk-loaded as the backlog (0 = live traffic instead)."),
+    load_s: float = typer.Option(60.0, help="Seconds of simulator traffic that make the backlog (with --bulk 0)."),
     rate: float = typer.Option(1500.0, help="Simulator rate (ops/s) of the backlog."),
     latency_rate: float = typer.Option(500.0, help="Simulator rate (ops/s) while latency is measured."),
     latency_s: float = typer.Option(20.0, help="Seconds of steady traffic per configuration for the latency."),
@@ -882,7 +883,8 @@ def bench_capacity_cmd(
     latency with 1, 2, 3 workers and with one Kafka node down (docs/scaling.md)."""
     from pipelines.bench.capacity import bench_capacity
 
-    bench_capacity(_settings(), workers=tuple(int(w) for w in workers.split(",")), load_s=load_s, rate_ops=rate,
+    bench_capacity(_settings(), workers=tuple(int(w) for w in workers.split(",")), bulk=bulk, load_s=load_s,
+                   rate_ops=rate,
                    latency_rate=latency_rate, latency_s=latency_s, broker_down_workers=broker_down_workers or None,
                    say=_say)
 

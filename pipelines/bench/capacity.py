@@ -4,11 +4,13 @@ same with one Kafka node down.
 
 Method (one run, same machine, same backlog for every configuration):
 
-1. backlog: `reporting simulate` at `rate_ops` for `load_s` seconds while no stream runs; every
-   configuration then reads the whole change topics from the start (snapshot + backlog);
+1. backlog: `reporting simulate --bulk N` (historical orders with their lines, payments, shipments,
+   COPY-loaded into the services; or live traffic at `rate_ops` for `load_s` seconds with `bulk=0`)
+   while no stream runs, then the change topics' ends are waited for until the connectors stop adding;
+   every configuration then reads the whole change topics from the start;
 2. per configuration: a fresh reporting database (`bench_cap_<n>`, on the estate's reporting
-   PostgreSQL) and a fresh consumer group; `reporting stream --workers n` starts; the group's committed
-   offsets are sampled each second until they reach the topics' ends: **drain rate** = events / seconds
+   PostgreSQL) and a fresh consumer group; `reporting stream --workers n` starts; the group's stored
+   offsets (in the bench database) are sampled each second until they reach the topics' ends: **drain rate** = events / seconds
    from the first commit to the last (the steady part: start-up and group join are reported apart),
    CPU of the worker processes and of the reporting PostgreSQL per 1M events;
 3. then the simulator runs at `latency_rate` for `latency_s` seconds with the group running: the
@@ -102,27 +104,56 @@ class _Group:
                 self.proc.wait()
 
 
-def _simulate(settings: Settings, rate_ops: float, seconds: float, seed: int, log: Path) -> None:
+def _simulate(settings: Settings, rate_ops: float, seconds: float, seed: int, log: Path, bulk: int = 0) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
+    what = ["--bulk", str(bulk)] if bulk else ["--rate", str(rate_ops), "--duration", str(seconds)]
     with log.open("a") as out:
-        subprocess.run([_reporting_bin(), "--estate", str(settings.estate.path), "simulate", "--rate", str(rate_ops), "--duration", str(seconds),  # noqa: S603
+        subprocess.run([_reporting_bin(), "--estate", str(settings.estate.path), "simulate", *what,  # noqa: S603
                         "--seed", str(seed)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=True)
 
 
-def _wait_drained(offsets: Offsets, timeout: float) -> None:
+def _settled_end(offsets: Offsets, say: Say, quiet_s: float = 10.0, timeout: float = 1800.0) -> int:
+    """The change topics' total end offset once the connectors stopped adding to it for `quiet_s`."""
+    t0 = time.monotonic()
+    last, since, said = -1, time.monotonic(), time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        end, _ = offsets.ends_and_committed()
+        if end != last:
+            last, since = end, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return end
+        if time.monotonic() - said > 15:
+            say(f"  {end:,} events in the change topics so far")
+            said = time.monotonic()
+        time.sleep(1.0)
+    raise RuntimeError(f"the change topics kept growing for {timeout:.0f}s")
+
+
+def _stored(settings: Settings, db: str, group: str, default: int) -> int:
+    """Events the group has applied: the sum of its stored offsets in the bench database (the pipeline's
+    authoritative positions; Kafka's committed offsets are only a hint)."""
+    try:
+        with psycopg.connect(pg_conninfo(settings, db), connect_timeout=5) as conn:
+            row = conn.execute("SELECT coalesce(sum(next_offset), 0) FROM _pipeline.offsets WHERE consumer_group = %s",
+                               (group,)).fetchone()
+            return int(row[0]) if row else default
+    except psycopg.Error:  # the schema is created by the workers as they start
+        return default
+
+
+def _wait_drained(settings: Settings, db: str, group: str, offsets: Offsets, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     target = None
     while time.monotonic() < deadline:
         try:
-            ends, committed = offsets.ends_and_committed()
+            target = target or offsets.ends_and_committed()[0]
         except Exception:  # noqa: BLE001 - sampled again
             time.sleep(1.0)
             continue
-        target = target or ends
-        if committed >= target:
+        if _stored(settings, db, group, 0) >= target:
             return
         time.sleep(0.5)
-    raise RuntimeError(f"the group did not commit the latency traffic within {timeout:.0f}s")
+    raise RuntimeError(f"the group did not apply the latency traffic within {timeout:.0f}s")
 
 
 def _visible_latency(settings: Settings, db: str, since: dt.datetime, until: dt.datetime) -> dict:
@@ -175,10 +206,7 @@ def _configuration(settings: Settings, at: str, workers: int, broker_down: bool,
     last_say = t0
     try:
         while True:
-            try:
-                _ends, committed = offsets.ends_and_committed()
-            except Exception:  # noqa: BLE001 - a missed sample (e.g. while the coordinator moves) is fine
-                committed = samples[-1][1] if samples else 0
+            committed = _stored(settings, db, group, samples[-1][1] if samples else 0)
             now = time.monotonic() - t0
             samples.append((round(now, 2), committed))
             if committed >= events:
@@ -200,7 +228,7 @@ def _configuration(settings: Settings, at: str, workers: int, broker_down: bool,
         since = dt.datetime.now(dt.UTC)
         _simulate(settings, latency_rate, latency_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
         until = dt.datetime.now(dt.UTC)
-        _wait_drained(offsets, drain_timeout)
+        _wait_drained(settings, db, group, offsets, drain_timeout)
         latency = _visible_latency(settings, db, since, until)
         say(f"  at {latency_rate:g} ops/s: commit-to-visible p50 {latency.get('p50')} s, p99 {latency.get('p99')} s")
     finally:
@@ -218,7 +246,7 @@ def _configuration(settings: Settings, at: str, workers: int, broker_down: bool,
             "processes_whole_configuration": whole, "samples": samples}
 
 
-def bench_capacity(settings: Settings, workers: Sequence[int] = (1, 2, 3), load_s: float = 60.0,
+def bench_capacity(settings: Settings, workers: Sequence[int] = (1, 2, 3), bulk: int = 20_000, load_s: float = 60.0,
                    rate_ops: float = 1500.0, latency_rate: float = 500.0, latency_s: float = 20.0,
                    broker_down_workers: int | None = 2, drain_timeout: float = 900.0, seed: int = 7,
                    say: Say = print) -> Path:
@@ -228,10 +256,14 @@ def bench_capacity(settings: Settings, workers: Sequence[int] = (1, 2, 3), load_
     probe = Offsets(settings, f"bench-cap-{at}-probe")
     try:
         before, _ = probe.ends_and_committed()
-        say(f"backlog: the simulator at {rate_ops:g} ops/s for {load_s:.0f}s, no stream running ...")
-        _simulate(settings, rate_ops, load_s, seed, settings.state_dir / "logs" / "bench-capacity-sim.log")
-        time.sleep(5.0)  # the connectors' last batches reach Kafka
-        events, _ = probe.ends_and_committed()
+        log = settings.state_dir / "logs" / "bench-capacity-sim.log"
+        if bulk:
+            say(f"backlog: {bulk:,} historical orders bulk-loaded into the services (COPY), no stream running ...")
+            _simulate(settings, 0, 0, seed, log, bulk=bulk)
+        else:
+            say(f"backlog: the simulator at {rate_ops:g} ops/s for {load_s:.0f}s, no stream running ...")
+            _simulate(settings, rate_ops, load_s, seed, log)
+        events = _settled_end(probe, say)
     finally:
         probe.close()
     say(f"  {events:,} events in the change topics ({events - before:,} from the backlog)")
@@ -244,7 +276,7 @@ def bench_capacity(settings: Settings, workers: Sequence[int] = (1, 2, 3), load_
     finally:
         drop_pg_databases(settings, [r["database"] for r in runs])
     lc = settings.estate.kafka.local_cluster
-    doc = {"settings": {"workers": list(workers), "load_s": load_s, "rate_ops_per_s": rate_ops,
+    doc = {"settings": {"workers": list(workers), "bulk_orders": bulk, "load_s": load_s, "rate_ops_per_s": rate_ops,
                         "latency_rate_ops_per_s": latency_rate, "latency_s": latency_s,
                         "broker_down_workers": broker_down_workers,
                         "kafka_nodes": len(settings.estate.kafka.bootstrap_servers),
