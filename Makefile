@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-unit test-e2e test-faults lint contract-check ui clean-state
+.PHONY: install demo test test-unit test-e2e test-faults test-bi lint contract-check ui clean-state
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ test-e2e: install
 test-faults: install
 	$(BIN)/reporting stack install
 	REPORTING_FAULTS_FULL=1 $(BIN)/pytest -m faults
+
+## Superset on the reporting database, read in a real browser (tests/e2e/test_superset.py; ~15 min).
+test-bi: install
+	$(BIN)/reporting stack install
+	$(BIN)/pytest -m bi tests/e2e/test_superset.py; status=$$?; \
+	$(E2E_ENV) $(BIN)/reporting stack down || true; exit $$status
 
 ui: install
 	$(BIN)/reporting ui

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 
 from pipelines.output import FORMAT_HELP, Format, Section, View, make_console, write_rows, write_tables
 from pipelines.settings import Settings
+from pipelines.superset.cli import bi_app
 
 
 class _Group(TyperGroup):
@@ -48,6 +49,7 @@ connectors_app = typer.Typer(help="Register and watch the Debezium connectors.",
                              cls=_Group)
 app.add_typer(stack_app, name="stack")
 app.add_typer(connectors_app, name="connectors")
+app.add_typer(bi_app, name="bi")
 
 
 def _mount_contract_app() -> None:
@@ -373,6 +375,9 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
                                 help="Worker processes in the consumer group (PostgreSQL backend only), each the "
                                      "static member <instance-id or group>-<i>, restarted with that id when it "
                                      "dies; with --metrics-port P worker i serves P+i (docs/scaling.md)."),
+    linger_ms: int = typer.Option(None, "--linger-ms", min=0, max=60000,
+                                  help="Cut at most one batch every N ms (default: the estate's pipeline.linger_ms); "
+                                       "more = less CPU per event, up to N ms more latency (docs/benchmarks.md)."),
 ) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
     import os
@@ -391,7 +396,7 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
                                      metrics_port=metrics_port, say=relay))
     run_pipeline(settings, until_caught_up=False, group=group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
                  say=_say, replica_every=replica_every, planners=planners, instance_id=instance_id,
-                 metrics_port=metrics_port)
+                 metrics_port=metrics_port, linger_ms=linger_ms)
 
 
 # --------------------------------------------------------------------------- deploy

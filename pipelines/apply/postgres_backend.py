@@ -3,6 +3,12 @@
 Each batch is staged into a temporary table with COPY and merged with MERGE (PostgreSQL 15+),
 inside one transaction together with the consumer offsets. Several workers of one consumer
 group own disjoint partitions, so their transactions never write the same offset rows.
+
+The staging tables are created once per session and shape (`ON COMMIT DELETE ROWS`), not per batch:
+creating and dropping ~8 temporary tables per streaming batch wrote and vacuumed the system catalogs
+(pg_class, pg_attribute, pg_type) every batch, and changed the statements' relations, so that the
+server could not reuse their plans (docs/benchmarks.md §8). A rollback forgets them (a table created
+in the rolled-back transaction is gone), and so does a reconnect.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ class PostgresBackend(Backend):
         self.before_commit_hooks = []
         self.conn = psycopg.connect(conninfo, autocommit=True)
         self._in_tx = False
+        self._staging: dict[str, str] = {}  # staged name -> column definitions of its session temp table
+        self._staged_in_tx: set[str] = set()
 
     def reconnect(self) -> None:
         """After a lost connection (server restart, network): a fresh session; the failed batch is retried."""
@@ -45,6 +53,7 @@ class PostgresBackend(Backend):
         except psycopg.Error:
             pass
         self._in_tx = False
+        self._staging = {}
         self.conn = psycopg.connect(self.conninfo, autocommit=True)
 
     def execute(self, sql, params=None):
@@ -55,7 +64,15 @@ class PostgresBackend(Backend):
 
     def stage(self, name: str, table: pa.Table) -> str:
         cols = ", ".join(f"{quote_ident(f.name)} {_pg_type(f.type)}" for f in table.schema)
-        self.conn.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols}) ON COMMIT DROP")
+        if self._staging.get(name) != cols:
+            # first use in this session, or another shape (TOAST flag columns vary by batch): (re)create
+            self.conn.execute(f"DROP TABLE IF EXISTS pg_temp.{quote_ident(name)}")
+            self.conn.execute(f"CREATE TEMP TABLE {quote_ident(name)} ({cols}) ON COMMIT DELETE ROWS")
+            self._staging[name] = cols
+        elif name in self._staged_in_tx:  # staged twice in one transaction: the first rows go
+            self.conn.execute(f"DELETE FROM pg_temp.{quote_ident(name)}")
+        # otherwise it is empty: every commit deletes its rows, a rollback discards them
+        self._staged_in_tx.add(name)
         names = ", ".join(quote_ident(f.name) for f in table.schema)
         # Arrow writes CSV in C: NULL is an unquoted empty field, an empty string is quoted ("")
         buf = io.BytesIO()
@@ -65,11 +82,12 @@ class PostgresBackend(Backend):
         return quote_ident(name)
 
     def unstage(self, name: str) -> None:
-        self.conn.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+        """Nothing to do: the session's staging table is emptied when the transaction ends."""
 
     def begin(self):
         self.conn.execute("BEGIN")
         self._in_tx = True
+        self._staged_in_tx = set()
 
     def commit(self):
         self.conn.execute("COMMIT")
@@ -82,6 +100,7 @@ class PostgresBackend(Backend):
             except psycopg.Error:
                 pass
         self._in_tx = False
+        self._staging = {}  # staging tables created in the rolled-back transaction no longer exist
 
     def close(self):
         self.conn.close()

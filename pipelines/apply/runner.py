@@ -130,13 +130,18 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
                  say: Callable[[str], None] = print, install_signals: bool = True,
                  max_records: int = 20000, replica_every: float | None = None,
                  planners: int | None = None, faults: dict[str, float] | None = None,
-                 instance_id: str | None = None, metrics_port: int | None = None) -> RunStats:
+                 instance_id: str | None = None, metrics_port: int | None = None,
+                 linger_ms: int | None = None) -> RunStats:
     """Run the pipeline worker with the configured backend; returns the run's statistics.
 
     `planners`: planner processes (apply/planner_pool.py; None = REPORTING_PLANNERS, default 0 =
     plan on the polling thread). Two took the DuckDB apply rate from ~39k to ~52k events/s on two
     cores; they cost a process each (~77 MB at rest, more while planning a batch) and 1–5 ms more
     per streaming batch (docs/benchmarks.md §7).
+
+    `linger_ms`: while streaming, at most one batch is cut every `linger_ms` (None = the estate's
+    pipeline.linger_ms): fewer, larger transactions, less CPU per event, up to that much more latency
+    (docs/benchmarks.md §8). `until_caught_up` runs never linger.
 
     DuckDB: while the worker holds the file no other process can open it, so a read replica for BI
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
@@ -150,6 +155,10 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
     pipeline = settings.estate.pipeline
     parts = load_parts(settings.estate)
     planners = planner_processes(planners, settings)
+    if linger_ms is None:
+        linger_ms = pipeline.linger_ms
+    if linger_ms < 0:
+        raise ValueError(f"linger: {linger_ms} ms is negative")
     metrics = None
     if metrics_port is not None:  # before waiting for the database: the endpoint shows a worker that waits
         from pipelines.metrics import PipelineMetrics
@@ -172,7 +181,8 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
         try:
             consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
                                       lambda: backend.stored_offsets(group), max_records=max_records,
-                                      security=client_security(settings), group_instance_id=instance_id)
+                                      security=client_security(settings), group_instance_id=instance_id,
+                                      fetch_linger_ms=0 if until_caught_up else linger_ms)
         except KafkaTimeoutError as exc:
             raise bootstrap_error(settings, exc) from exc
         # long-lived objects (compiled projections, contracts, client state) leave the GC's view;
@@ -201,7 +211,9 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
                 say(f"planning in {planners} planner process(es)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
                             say=say, after_batch=after_batch, pool=pool, faults=faults,
-                            max_retries=pipeline.max_retries, metrics=metrics)
+                            max_retries=pipeline.max_retries, metrics=metrics, linger_s=linger_ms / 1000.0,
+                            max_records=max_records,
+                            replica_cpu=(lambda: publisher.cpu_s) if publisher is not None else None)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:
                 publisher.close(backend.conn)

@@ -6,7 +6,11 @@ With a `PlannerPool` the planning moves to planner processes (apply/planner_pool
 thread only fetches, and up to one batch per planner is planned while one is applied.
 
 `run(until_caught_up=True)` drains every assigned partition to its end and returns (Dagster runs,
-`reporting ingest`); `run()` streams until stopped (`reporting stream`). Transient reporting-DB
+`reporting ingest`); `run()` streams until stopped (`reporting stream`). While streaming, `linger_s`
+(the estate's `pipeline.linger_ms`) coalesces polls: a new batch is cut at most once every `linger_s`
+(or as soon as `max_records` are waiting), so a steady stream is applied in fewer, larger
+transactions (each batch has a fixed cost: a MERGE per touched table, status, offsets, commit) at the
+price of up to `linger_s` more latency; a change arriving after a quiet period is applied at once. Transient reporting-DB
 errors (classified by exception type and SQLSTATE in apply/retry.py) are retried with
 exponential backoff up to `max_retries`; after that the worker stops with
 a clear error and nothing is skipped, because the offsets were not advanced.
@@ -73,7 +77,21 @@ class RunStats:
     poll_s: float = 0.0  # polling thread: waiting for and decoding records
     plan_s: float = 0.0  # polling thread: decode, project, validate, reduce
     apply_s: float = 0.0  # applier thread: one transaction per batch (overlaps the next poll and plan)
+    polls: int = 0  # polls that returned records (several make one batch when lingering)
+    # CPU seconds by stage (thread CPU time; DuckDB's and the reporting PostgreSQL's own threads and
+    # processes are not counted): poll = fetch and record decoding, plan = decode, project, validate,
+    # reduce (in-process planning only), apply = the transaction (rows, dead letters, table status,
+    # batch log, offsets, commit), status = advisory Kafka commits, lag and status lines, metrics,
+    # replica = the DuckDB read replica (the applier's check after each batch and the copy thread)
+    poll_cpu: float = 0.0
+    plan_cpu: float = 0.0
+    apply_cpu: float = 0.0
+    status_cpu: float = 0.0
+    replica_cpu: float = 0.0
+    replica_copy_cpu: float = 0.0  # the replica's copy thread (ReplicaPublisher.cpu_s), sampled
     started: float = field(default_factory=time.monotonic)
+    process_cpu0: float = field(default_factory=time.process_time)  # "other": the process's CPU beyond the
+    # stages: the Kafka client's IO thread (fetch responses), DuckDB's worker threads, the interpreter
     first_records_at: float | None = None  # monotonic time the first poll returned records
     first_records_wall: float | None = None  # the same moment as epoch seconds
 
@@ -85,7 +103,16 @@ class RunStats:
         rate = self.events / self.seconds
         lag_s = f", lag {lag:,}" if lag is not None else ""
         return (f"{self.events:,} events in {self.seconds:.1f}s ({rate:,.0f}/s), {self.rows:,} rows applied, "
-                f"{self.dead_letters:,} dead letters{lag_s}")
+                f"{self.dead_letters:,} dead letters{lag_s}; {self.cpu_line()}")
+
+    def cpu_line(self) -> str:
+        """`N batches, CPU s poll P plan P apply A status S replica R other O` (cumulative; bench/e2e_bench.py
+        reads it)."""
+        other = max(0.0, time.process_time() - self.process_cpu0 - self.poll_cpu - self.plan_cpu - self.apply_cpu
+                    - self.status_cpu - self.replica_cpu - self.replica_copy_cpu)
+        return (f"{self.batches:,} batches, CPU s poll {self.poll_cpu:.3f} plan {self.plan_cpu:.3f} "
+                f"apply {self.apply_cpu:.3f} status {self.status_cpu:.3f} "
+                f"replica {self.replica_cpu + self.replica_copy_cpu:.3f} other {other:.3f}")
 
 
 class Worker:
@@ -93,8 +120,14 @@ class Worker:
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
                  max_retries: int = 5, say: Callable[[str], None] = print, status_every: float = 5.0,
                  after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None,
-                 faults: dict[str, float] | None = None, metrics=None) -> None:
+                 faults: dict[str, float] | None = None, metrics=None, linger_s: float = 0.0,
+                 max_records: int = 20000, replica_cpu: Callable[[], float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.backend = backend
+        self.linger_s = max(0.0, float(linger_s))  # streaming: at most one batch cut every linger_s
+        self.max_records = max(1, int(max_records))  # ... or as soon as this many records wait
+        self.replica_cpu = replica_cpu  # CPU seconds of the replica copy thread so far (RunStats.replica_cpu)
+        self._clock = clock
         self.pool = pool  # planner processes (apply/planner_pool.py); None = plan on the polling thread
         self.consumer = consumer
         self.planner = planner
@@ -154,6 +187,7 @@ class Worker:
     def _apply_one(self, batch: ApplyBatch, events: int, stats: RunStats) -> None:
         """Runs on the applier thread: one transaction, then what follows a commit."""
         t0 = time.monotonic()
+        c0 = time.thread_time()
         result = self._apply_with_retry(batch)
         if self.metrics is not None:
             self._record(batch, events, result.rows, time.monotonic() - t0)
@@ -172,8 +206,11 @@ class Worker:
                 what = "soft-deleted" if t.delete_semantics == "soft" else "removed"
                 self.say(f"source truncate applied to {t.physical_name}: {t.rows_deleted:,} live row(s) {what} "
                          f"(position {t.position}, source time {t.source_ts})")
+        stats.apply_cpu += time.thread_time() - c0  # the transaction, then metrics and the dead-letter topic
         if self.after_batch:
+            c2 = time.thread_time()
             self.after_batch(True)
+            stats.replica_cpu += time.thread_time() - c2
 
     def _record(self, batch: ApplyBatch, events: int, rows: int, apply_seconds: float) -> None:
         """Metrics of a committed batch: counts, dead letters by (table, stage), apply time, and per
@@ -200,6 +237,12 @@ class Worker:
         consumer is used from this thread only (kafka-python is not thread-safe), so the advisory
         offset commit of an applied batch is sent from here; on a rebalance the consumer waits until
         the batch in flight is committed before it reads the stored offsets.
+
+        Streaming with `linger_s` > 0, the records of several polls are collected and cut into one
+        batch when `linger_s` have passed since the previous cut, or when `max_records` wait (a
+        batch then holds fewer than 2 × `max_records`). Collected records are never held across a
+        rebalance (the consumer's quiesce callback cuts them first), a stop applies them, and
+        `until_caught_up` runs never linger.
         """
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
@@ -210,62 +253,107 @@ class Worker:
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(0.001)
         pool = self.pool
+        linger = 0.0 if until_caught_up else self.linger_s
+        clock = self._clock
 
         def planned(seconds: float) -> None:
             stats.plan_s += seconds
 
         applier = Applier(lambda batch, events: self._apply_one(batch, events, stats),
                           depth=pool.processes + 1 if pool else 1, planned=planned)
-        self.consumer.set_quiesce(applier.wait_idle)
+        pending: list[Record] = []  # polled, not yet cut into a batch (lingering)
+        last_cut = float("-inf")
+
+        def cut() -> None:
+            """Plan the collected records as one batch and hand it to the applier (this thread)."""
+            nonlocal pending, last_cut
+            if not pending:
+                return
+            records, pending = pending, []
+            last_cut = clock()
+            n = len(records)
+            t0, c0 = time.monotonic(), time.thread_time()
+            if pool is not None:
+                batch = pool.submit(records)  # planned in a planner process (plan_s: its time)
+            else:
+                batch = self.planner(records)
+                stats.plan_s += time.monotonic() - t0
+            stats.plan_cpu += time.thread_time() - c0
+            del records  # the raw records are not needed once planned (or sent)
+            applier.submit(batch, n)
+
+        def quiesce() -> None:
+            # a rebalance: what was polled under the old assignment is applied (with its offsets) first
+            cut()
+            applier.wait_idle()
+
+        self.consumer.set_quiesce(quiesce)
         last_status = time.monotonic()
         idle_since = time.monotonic()
         try:
             while not self._stop:
                 applier.raise_if_failed()
+                c0 = time.thread_time()
                 self._commit_hints(applier)
-                t0 = time.monotonic()
-                records = self.consumer.poll(timeout_ms=300)
+                stats.status_cpu += time.thread_time() - c0
+                timeout_ms = 300
+                if pending:  # lingering: wait for more records only until the next cut is due
+                    timeout_ms = max(0, min(300, int((last_cut + linger - clock()) * 1000)))
+                t0, c0 = time.monotonic(), time.thread_time()
+                records = self.consumer.poll(timeout_ms=timeout_ms)
                 t1 = time.monotonic()
                 stats.poll_s += t1 - t0
+                stats.poll_cpu += time.thread_time() - c0
                 if records:
                     idle_since = t1
+                    stats.polls += 1
                     if stats.first_records_at is None:
                         stats.first_records_at, stats.first_records_wall = t1, time.time()
-                    n = len(records)
-                    if pool is not None:
-                        batch = pool.submit(records)  # planned in a planner process (plan_s: its time)
+                    if pending:
+                        pending.extend(records)
                     else:
-                        batch = self.planner(records)
-                        stats.plan_s += time.monotonic() - t1
-                    del records  # the raw records are not needed once planned (or sent)
-                    applier.submit(batch, n)
-                    del batch
-                elif until_caught_up:
-                    if self.caught_up():
-                        applier.wait_idle()
-                        applier.raise_if_failed()
-                        break
-                    if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
-                        self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
-                        break
-                elif self.after_batch and applier.idle():
-                    self.after_batch(False)
+                        pending = records
+                    del records
+                if pending and (len(pending) >= self.max_records or clock() - last_cut >= linger):
+                    cut()
+                elif not pending:
+                    if until_caught_up:
+                        if self.caught_up():
+                            applier.wait_idle()
+                            applier.raise_if_failed()
+                            break
+                        if not self.consumer.assignment() and time.monotonic() - idle_since > idle_timeout:
+                            self.say(f"no change topics assigned after {idle_timeout:.0f}s; nothing to ingest")
+                            break
+                    elif self.after_batch and applier.idle():
+                        c0 = time.thread_time()
+                        self.after_batch(False)
+                        stats.replica_cpu += time.thread_time() - c0
                 if time.monotonic() - last_status >= self.status_every:
+                    c0 = time.thread_time()
                     lags = self.consumer.lag()  # exactly the assigned partitions
                     if self.metrics is not None:
                         self.metrics.set_assignment(list(lags))
                         for (topic, partition), n in lags.items():
                             self.metrics.set_lag(topic, partition, n)
                     lag = sum(lags.values())
+                    stats.status_cpu += time.thread_time() - c0
+                    self._replica_cpu(stats)
                     self.say(stats.line(lag))
                     last_status = time.monotonic()
+            cut()  # a stop applies what was already polled
             applier.wait_idle()  # a stop finishes the batch in flight (its offsets are committed with it)
             applier.raise_if_failed()
         finally:
             applier.close()
             sys.setswitchinterval(switch_interval)
         self._commit_hints(applier)
+        self._replica_cpu(stats)
         return stats
+
+    def _replica_cpu(self, stats: RunStats) -> None:
+        if self.replica_cpu is not None:
+            stats.replica_copy_cpu = self.replica_cpu()
 
     def _commit_hints(self, applier: Applier) -> None:
         for offsets in applier.take_committed():

@@ -23,9 +23,9 @@ def bench_parts(routes: dict[str, str], targets: list[str] | None = None):
     from pipelines.apply.runner import load_parts
     from pipelines.cdc.plan import Planner
     from pipelines.projection import load_projections
-    from pipelines.settings import REPO_ROOT
+    from pipelines.settings import REPO_ROOT, Settings
 
-    parts = load_parts()
+    parts = load_parts(Settings.load().estate)
     projections = load_projections(REPO_ROOT / "connectors")
     chosen = {}
     for bench_topic, real in routes.items():

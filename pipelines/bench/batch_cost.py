@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from pipelines.bench.common import Say, drop_pg_databases, loadavg, pg_conninfo, stamp, write_results
 from pipelines.bench.stats import slope
-from pipelines.settings import REPO_ROOT, SERVICES, Settings
+from pipelines.settings import REPO_ROOT, Settings
 
 
 def _records(settings: Settings, n: int) -> list:
@@ -32,7 +32,8 @@ def _records(settings: Settings, n: int) -> list:
 
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
                              max_poll_records=50_000, fetch_max_bytes=64 * 1024 * 1024)
-    pattern = re.compile(rf"^({'|'.join(SERVICES)})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
+    prefixes = sorted(s.topic_prefix for s in settings.estate.services)
+    pattern = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
     parts = [TopicPartition(t, p) for t in consumer.topics() if pattern.match(t)
              for p in consumer.partitions_for_topic(t) or []]
     consumer.assign(parts)
@@ -62,7 +63,7 @@ def bench_batch_cost(sizes: Sequence[int] = (100, 250, 1000, 2500, 10000, 25000)
 
     settings = Settings.load()
     at = stamp()
-    parts = load_parts()
+    parts = load_parts(settings.estate)
     records = _records(settings, 10**9)
     say(f"{len(records):,} records of real estate traffic read")
     out: dict = {"settings": {"sizes": list(sizes), "reps": reps, "records": len(records)},

@@ -38,14 +38,13 @@ import psycopg
 from pipelines.bench.common import ProcessSampler, Say, loadavg, stack_processes, stamp, write_results
 from pipelines.bench.compare import _us
 from pipelines.bench.stats import latency_summary, rate, sustained
-from pipelines.settings import REPO_ROOT, SERVICES, Settings
+from pipelines.settings import REPO_ROOT, Settings
 
 GROUP = "reporting-pipeline"
 """Default group; each e2e run uses its own (`bench-e2e-<stamp>`): Kafka's committed offsets are only
 the pipeline's advisory hint, shared by every backend that ran under one group name, so a reused
 group would show a fresh reporting DB as caught up while it re-reads everything."""
 PROBE_CHANNEL = "bench-probe"
-PREFIXES = tuple(SERVICES)
 
 
 def _reporting_bin() -> str:
@@ -224,7 +223,8 @@ class Offsets:
         self.group = group
         self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-        self.pattern = re.compile(rf"^({'|'.join(PREFIXES)})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
+        prefixes = sorted(s.topic_prefix for s in settings.estate.services)
+        self.pattern = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
         self._parts: list = []
         self._refreshed = 0.0
 
@@ -251,25 +251,74 @@ class Offsets:
 
 
 # --------------------------------------------------------------------------- processes
+_STATUS_LINE = re.compile(r"([\d,]+) events in [\d.]+s .*?; ([\d,]+) batches, CPU s poll ([\d.]+) plan ([\d.]+) "
+                          r"apply ([\d.]+) status ([\d.]+) replica ([\d.]+) other ([\d.]+)")
+STAGES = ("poll", "plan", "apply", "status", "replica", "other")
+
+
+def parse_status_line(line: str) -> dict | None:
+    """The cumulative counters of one worker status line (apply/worker.py RunStats.line), or None."""
+    m = _STATUS_LINE.search(line)
+    if not m:
+        return None
+    n = lambda g: int(g.replace(",", ""))  # noqa: E731
+    return {"events": n(m.group(1)), "batches": n(m.group(2)),
+            **{f"{k}_cpu": float(v) for k, v in zip(STAGES, m.groups()[2:], strict=True)}}
+
+
+def stage_costs(before: dict | None, after: dict | None) -> dict | None:
+    """CPU per event by stage between two status lines of one stream (µs), and events per batch."""
+    if not before or not after:
+        return None
+    events = after["events"] - before["events"]
+    batches = after["batches"] - before["batches"]
+    if events <= 0:
+        return None
+    per = {k: round(1e6 * (after[f"{k}_cpu"] - before[f"{k}_cpu"]) / events, 1) for k in STAGES}
+    return {"events": events, "batches": batches, "events_per_batch": round(events / batches, 1) if batches else None,
+            "cpu_us_per_event": {**per, "sum": round(sum(per.values()), 1)}}
+
+
 class Stream:
     """`reporting stream` in its own process (SIGINT finishes the current batch and exits)."""
 
-    def __init__(self, settings: Settings, backend: str, profile: str | None = None, group: str = GROUP) -> None:
+    def __init__(self, settings: Settings, backend: str, profile: str | None = None, group: str = GROUP,
+                 linger_ms: int | None = None) -> None:
         self.group = group
         self.settings = settings
         self.backend = backend
         self.profile = profile
+        self.linger_ms = linger_ms  # None: the estate's pipeline.linger_ms
         self.proc: subprocess.Popen | None = None
         self.log = settings.state_dir / "logs" / "bench-stream.log"
+        self._log_from = 0
+
+    def status(self) -> dict | None:
+        """The newest status line this stream process wrote (every 5 s), parsed."""
+        try:
+            with self.log.open("rb") as f:
+                f.seek(self._log_from)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return None
+        for line in reversed(text.splitlines()):
+            parsed = parse_status_line(line)
+            if parsed:
+                return parsed
+        return None
 
     def start(self) -> int:
-        env = {**os.environ, "REPORTING_BACKEND": self.backend}
+        # wide lines: the status lines are parsed (rich wraps at COLUMNS)
+        env = {**os.environ, "REPORTING_BACKEND": self.backend, "COLUMNS": "400"}
         cmd = [_reporting_bin(), "stream", "--group", self.group] + (["--replica-every", "0"] if self.backend == "duckdb" else [])
+        if self.linger_ms is not None:
+            cmd += ["--linger-ms", str(self.linger_ms)]
         if self.profile:
             cmd = [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "cProfile", "-o", self.profile,
                    "-m", "pipelines.cli", *cmd[1:]]
             self.profile = None  # the catch-up restart of the source-only step runs unprofiled
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_from = self.log.stat().st_size if self.log.exists() else 0
         out = self.log.open("a")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)  # noqa: S603
         return self.proc.pid
@@ -361,16 +410,23 @@ def _provenance_latency(settings: Settings, since: dt.datetime, until: dt.dateti
 
 def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: float = 60.0,
               backend: str = "postgres", workers: int = 2, probe_hz: float = 5.0, source_only: bool = True,
-              drain_timeout: float = 300.0, seed: int = 100, profile: str | None = None, say: Say = print) -> dict:
+              drain_timeout: float = 300.0, seed: int = 100, profile: str | None = None, say: Say = print,
+              linger_ms: int | None = None, kind: str = "e2e", group: str | None = None) -> dict:
     """Run the rate ladder (ops/s of the simulator); returns the results document (also written).
+
+    `linger_ms`: the stream's `--linger-ms` (None: the estate's pipeline.linger_ms). Every step also
+    records the pipeline's CPU per applied event (process CPU, and by stage from the stream's status
+    lines: poll, plan, apply, status, replica) and its events per batch. `group`: reuse a consumer
+    group (and so the offsets stored under it) across runs on one backend, e.g. for a series of runs
+    of one setting each; default a fresh group per run. `kind`: the results file's prefix.
 
     `profile`: a path; the stream then runs under cProfile (stats dumped there when it stops). A
     profiled stream is slower: use it to see where the time goes, not for the figures."""
     settings = Settings.load()
     at = stamp()
     load_start = loadavg()
-    group = f"bench-e2e-{at}"
-    stream = Stream(settings, backend, profile=profile, group=group)
+    group = group or f"bench-e2e-{at}"
+    stream = Stream(settings, backend, profile=profile, group=group, linger_ms=linger_ms)
     offsets = Offsets(settings, group)
     probes = Probes(settings, backend, group=group)
     steps: list[dict] = []
@@ -400,11 +456,18 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
     if summary["max_sustained_events_per_s"] and summary["source_only_events_per_s"]:
         summary["sustained_vs_source_only"] = round(summary["max_sustained_events_per_s"]
                                                     / summary["source_only_events_per_s"], 2)
+    summary["pipeline_cpu_us_per_event"] = {str(s["rate_ops_per_s"]): s.get("pipeline_cpu_us_per_event")
+                                            for s in pipeline_steps}
+    summary["stage_cpu_us_per_event"] = {str(s["rate_ops_per_s"]): (s.get("stages_during_load") or {}).get(
+        "cpu_us_per_event") for s in pipeline_steps}
+    summary["events_per_batch"] = {str(s["rate_ops_per_s"]): (s.get("stages_during_load") or {}).get(
+        "events_per_batch") for s in pipeline_steps}
     doc = {"settings": {"rates_ops_per_s": list(rates), "step_s": step_s, "backend": backend, "workers": workers,
-                        "group": group,
+                        "group": group, "linger_ms": linger_ms if linger_ms is not None
+                        else settings.estate.pipeline.linger_ms,
                         "probe_hz": probe_hz, "seed": seed},
            "loadavg_start": load_start, "summary": summary, "steps": steps}
-    path = write_results("e2e", doc, at)
+    path = write_results(kind, doc, at)
     from pipelines.bench.plot import plot_e2e
 
     png = plot_e2e(doc, at)
@@ -434,8 +497,10 @@ def _step(settings, stream, offsets, probes, rate_ops, step_s, workers, probe_hz
         sim = _simulate(rate_ops, step_s, workers, seed, log)
         sampler = ProcessSampler(_roots(settings, {"pipeline": stream.proc.pid, "simulator": sim.pid})).start()
         t_sim0 = time.monotonic() - t_base
+        status0 = stream.status()
         sim.wait()
         t_sim1 = time.monotonic() - t_base
+        status1 = stream.status()
     wall_to = time.time()
     ts_to = dt.datetime.now(dt.UTC)
     probes.stop_writing()
@@ -455,9 +520,11 @@ def _step(settings, stream, offsets, probes, rate_ops, step_s, workers, probe_hz
     lag_pts = during(watch.lag)
     got, lost = probes.take(wall_from, wall_to)
     lat = _latency(got)
-    cpu = {k: {"cpu_s": round(sampler.cpu_between(k, t_sim0, t_sim1), 1),
-               "cpu_pct_of_core": round(100 * sampler.cpu_between(k, t_sim0, t_sim1) / max(1e-9, t_sim1 - t_sim0), 1),
-               "peak_rss_mb": sampler.peak_rss_between(k, t_sim0, t_sim1)} for k in sampler.groups}
+    # the sampler's clock starts at sampler.t0, the step's at t_base: the load window in sampler time
+    w0, w1 = t_sim0 - (sampler.t0 - t_base), t_sim1 - (sampler.t0 - t_base)
+    cpu = {k: {"cpu_s": round(sampler.cpu_between(k, w0, w1), 1),
+               "cpu_pct_of_core": round(100 * sampler.cpu_between(k, w0, w1) / max(1e-9, t_sim1 - t_sim0), 1),
+               "peak_rss_mb": sampler.peak_rss_between(k, w0, w1)} for k in sampler.groups}
     step = {"kind": "pipeline", "rate_ops_per_s": rate_ops, "simulator": _sim_result(sim_log_path),
             "events_per_s_offered": round(offered), "events_per_s_applied": round(applied),
             "sustained": sustained(lag_pts, offered), "lag_end_of_load": lag_pts[-1][1] if lag_pts else None,
@@ -467,13 +534,21 @@ def _step(settings, stream, offsets, probes, rate_ops, step_s, workers, probe_hz
             "latency_kafka_to_visible": lat["kafka_to_visible"], "probes_not_visible": lost,
             "processes_during_load": cpu, "processes_whole_step": processes, "loadavg_before": la,
             "loadavg_after": loadavg(), "lag_series": [(round(t - t_sim0, 1), v) for t, v in watch.lag]}
+    pipe_cpu = sampler.cpu_between("pipeline", w0, w1)
+    step["pipeline_cpu_us_per_event"] = (round(1e6 * pipe_cpu / (applied * (t_sim1 - t_sim0)), 1)
+                                         if applied > 0 else None)
+    step["stages_during_load"] = stage_costs(status0, status1)
     if backend == "postgres":
         step["latency_provenance"] = _provenance_latency(settings, ts_from, ts_to)
+        pg = sampler.cpu_between("pg_reporting", w0, w1) if "pg_reporting" in sampler.groups else None
+        step["reporting_pg_cpu_us_per_event"] = (round(1e6 * pg / (applied * (t_sim1 - t_sim0)), 1)
+                                                 if pg is not None and applied > 0 else None)
     say(f"  offered {offered:,.0f} ev/s ({step['simulator'].get('ops_per_s', '?')} ops/s), applied {applied:,.0f} ev/s, "
         f"sustained={step['sustained']}, lag max {step['lag_max']}, p50/p95/p99 visible "
         f"{lat['visible']['p50']}/{lat['visible']['p95']}/{lat['visible']['p99']} s (commit→Kafka p50 "
         f"{lat['commit_to_kafka']['p50']} s); pipeline CPU {cpu['pipeline']['cpu_pct_of_core']}%, Connect "
-        f"{cpu['connect']['cpu_pct_of_core']}%, simulator {cpu['simulator']['cpu_pct_of_core']}%")
+        f"{cpu['connect']['cpu_pct_of_core']}%, simulator {cpu['simulator']['cpu_pct_of_core']}%; "
+        f"{step['pipeline_cpu_us_per_event']} µs CPU per event, by stage {step['stages_during_load']}")
     return step
 
 

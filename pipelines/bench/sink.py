@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import psycopg
 
 from pipelines.bench.common import ProcessSampler, Say, fresh_pg_database, stack_processes
+from pipelines.connect.client import ConnectClient
 from pipelines.settings import Settings
-from pipelines.stack.connect_api import ConnectClient
 
 SINK_CLASS = "io.debezium.connector.jdbc.JdbcSinkConnector"
 SINK_ROLE = "bench_sink"

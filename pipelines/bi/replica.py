@@ -289,6 +289,7 @@ class ReplicaPublisher:
         self.last: ReplicaInfo | None = None
         self.last_pipeline: ReplicaInfo | None = None
         self.publications = 0
+        self.cpu_s = 0.0  # CPU seconds of the publishing thread(s) so far (DuckDB's worker threads not counted)
         self._clock = clock
         self._published_at = float("-inf")  # last publication started (clock): the minimum spacing
         self._checked_at = float("-inf")  # last look at the fingerprint
@@ -374,6 +375,7 @@ class ReplicaPublisher:
             return self._publish(conn, fingerprint, False)
 
     def _publish(self, conn: duckdb.DuckDBPyConnection, fingerprint: object, own_cursor: bool) -> ReplicaInfo | None:
+        cpu0 = time.thread_time()
         try:
             pipeline = (publish_pipeline_replica(conn, self.pipeline_path)
                         if self.pipeline_path is not None else None)
@@ -384,6 +386,7 @@ class ReplicaPublisher:
         finally:
             if own_cursor:
                 conn.close()
+            self.cpu_s += time.thread_time() - cpu0
         self._last_fingerprint = fingerprint
         self.last, self.last_pipeline = info, pipeline
         self.publications += 1

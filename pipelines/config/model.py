@@ -219,6 +219,10 @@ class Dagster(_Model):
     schedules: Schedules = Schedules()
 
 
+LINGER_MS_DEFAULT = 250
+"""pipeline.linger_ms: measured trade-off of CPU per event against latency, docs/benchmarks.md section 8."""
+
+
 class Pipeline(_Model):
     """How the pipeline workers run (every value can also be given on the command line)."""
 
@@ -230,6 +234,27 @@ class Pipeline(_Model):
     lag_threshold: int = Field(100, ge=0, description="Dagster lag sensor: alert above this many events.")
     wal_warn_mb: float = Field(1024.0, ge=0, description="`status` warns when a slot retains more WAL than this.")
     max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Larger change events are dead-lettered.")
+    linger_ms: int = Field(LINGER_MS_DEFAULT, ge=0, le=60_000, description=(
+        "Streaming: a fetch waits on the broker up to N ms for more records and at most one batch is cut every "
+        "N ms; records arriving meanwhile are applied together. More: fewer fetches and transactions, less CPU "
+        "per event, up to N ms more latency; 0 = every record at once (docs/benchmarks.md section 8)."))
+
+
+class Superset(_Model):
+    """Apache Superset started by `reporting bi superset up` (docs/bi.md)."""
+
+    dashboards: Path | None = Field(None, description="Folder of the dashboard files provisioned into Superset "
+                                                        "(relative to the estate file).")
+    host: str = "127.0.0.1"
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="Web port; default: dagster.port + 88 (so REPORTING_PORT_OFFSET moves it).")
+    admin_user: str = Field("admin", pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+
+class Bi(_Model):
+    """BI tools the product starts and provisions itself."""
+
+    superset: Superset | None = None
 
 
 class Estate(_Model):
@@ -247,6 +272,7 @@ class Estate(_Model):
     reporting: Reporting
     dagster: Dagster
     pipeline: Pipeline = Pipeline()
+    bi: Bi = Bi()
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,112 @@
+"""Superset's own virtual environment, installed from the pinned lock file committed beside this module.
+
+Superset pins hundreds of packages (Flask, SQLAlchemy 1.4, pandas ...) that must never mix with the
+product's, so it lives in `<state>/superset-venv` and is only ever run as separate processes. The
+install is idempotent: the venv records the SHA-256 of the lock it was built from
+(`<venv>/.lock-sha256`) and a matching venv is left alone; a changed lock rebuilds it from scratch.
+Run time needs no network: everything is in the venv. REPORTING_SUPERSET_VENV puts the venv elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pipelines.settings import Settings
+from pipelines.stack.errors import StackError
+
+LOCK_FILE = Path(__file__).with_name("requirements.lock")
+STAMP = ".lock-sha256"
+
+
+VENV_ENV = "REPORTING_SUPERSET_VENV"
+
+
+def venv_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    """`<state>/superset-venv`, or REPORTING_SUPERSET_VENV (the e2e tests share one venv across their state
+    folders, as they share the jars through REPORTING_JVM_DIR)."""
+    override = (os.environ if environ is None else environ).get(VENV_ENV)
+    return Path(override).resolve() if override else settings.state_dir / "superset-venv"
+
+
+def lock_hash(lock: Path = LOCK_FILE) -> str:
+    return hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def pinned_requirements(lock: Path = LOCK_FILE) -> dict[str, str]:
+    """{normalised name: version} of the lock; every line must be an exact pin (`name==version`)."""
+    pins: dict[str, str] = {}
+    for number, raw in enumerate(lock.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        if not sep or not name.strip() or not version.strip() or any(c in version for c in "<>=!~*,; "):
+            raise StackError(f"{lock}:{number}: {raw.strip()!r} is not an exact pin (name==version)")
+        key = name.strip().lower().replace("_", "-").replace(".", "-")
+        if key in pins:
+            raise StackError(f"{lock}:{number}: {name.strip()} is pinned twice")
+        pins[key] = version.strip()
+    if "apache-superset" not in pins:
+        raise StackError(f"{lock}: apache-superset is not pinned")
+    return pins
+
+
+def installed_matches(venv: Path, lock: Path = LOCK_FILE) -> bool:
+    """True when `venv` was built from exactly this lock and its interpreter still runs."""
+    stamp = venv / STAMP
+    return (venv / "bin" / "python").exists() and stamp.exists() and stamp.read_text().strip() == lock_hash(lock)
+
+
+def superset_bin(venv: Path, name: str = "superset") -> str:
+    return str(venv / "bin" / name)
+
+
+def ensure_venv(settings: Settings, say: Callable[[str], None] = print, lock: Path = LOCK_FILE) -> Path:
+    """Create `<state>/superset-venv` from the lock unless it already matches it. Returns the venv."""
+    venv = venv_dir(settings)
+    pins = pinned_requirements(lock)
+    if installed_matches(venv, lock):
+        return venv
+    started = time.monotonic()
+    if venv.exists():
+        say(f"superset: {venv} was built from another lock; rebuilding it")
+        shutil.rmtree(venv)
+    say(f"superset: creating {venv} (apache-superset {pins['apache-superset']}, {len(pins)} pinned packages; "
+        "a few minutes on first use)")
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    _run([str(base) if base.exists() else "python3", "-m", "venv", str(venv)], "superset: python -m venv")
+    log = settings.log_dir / "superset-install.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    say(f"superset: pip install -r {lock.name} (--no-deps: exactly the pinned set; log {log})")
+    with log.open("w") as out:
+        done = subprocess.run(  # noqa: S603 - fixed command
+            [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "--no-deps", "-r", str(lock)],
+            stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise StackError(f"superset: pip install from {lock} failed (exit {done.returncode}; log {log})",
+                         _tail(log))
+    _run([str(venv / "bin" / "pip"), "check"], "superset: pip check")
+    (venv / STAMP).write_text(lock_hash(lock) + "\n")
+    say(f"superset: installed in {time.monotonic() - started:.0f}s")
+    return venv
+
+
+def _run(cmd: list[str], what: str) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed commands
+    if done.returncode != 0:
+        out = (done.stdout + done.stderr).strip()
+        raise StackError(f"{what} failed: {out.splitlines()[-1] if out else done.returncode}", out)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
