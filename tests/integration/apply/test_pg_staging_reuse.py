@@ -18,10 +18,18 @@ T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def pg(backend):
-    if backend.dialect != "postgres":
-        pytest.skip("PostgreSQL staging")
-    return backend
+def pg(pg_server):
+    """PostgreSQL only: DuckDB has no session staging tables."""
+    import uuid
+
+    from pipelines.apply.postgres_backend import PostgresBackend
+
+    cluster, conninfo = pg_server
+    db = f"staging_reuse_{uuid.uuid4().hex[:8]}"
+    cluster.psql(f"CREATE DATABASE {db}")
+    backend = PostgresBackend(conninfo.replace("dbname=postgres", f"dbname={db}"))
+    yield backend
+    backend.close()
 
 
 def batch(contract, rows, keep=None):
