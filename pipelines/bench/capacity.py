@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -43,17 +42,15 @@ from pipelines.bench.common import (
     loadavg,
     machine,
     pg_conninfo,
+    reporting_bin,
     stamp,
+    stop_gracefully,
     versions,
     write_results,
 )
 from pipelines.bench.group_offsets import GroupOffsets as Offsets
 from pipelines.bench.stats import latency_summary
 from pipelines.settings import REPO_ROOT, Settings
-
-
-def _reporting_bin() -> str:
-    return str(REPO_ROOT / ".venv" / "bin" / "reporting")
 
 
 def check_capacity_estate(settings: Settings) -> None:
@@ -83,7 +80,7 @@ class _Group:
     """`reporting --estate <derived> stream --workers n --group g` in its own process tree."""
 
     def __init__(self, estate: Path, workers: int, group: str, log: Path) -> None:
-        self.cmd = [_reporting_bin(), "--estate", str(estate), "stream", "--workers", str(workers), "--group", group]
+        self.cmd = [reporting_bin(), "--estate", str(estate), "stream", "--workers", str(workers), "--group", group]
         self.log = log
         self.proc: subprocess.Popen | None = None
 
@@ -95,20 +92,14 @@ class _Group:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_gracefully(self.proc)
 
 
 def _simulate(settings: Settings, rate_ops: float, seconds: float, seed: int, log: Path, bulk: int = 0) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     what = ["--bulk", str(bulk)] if bulk else ["--rate", str(rate_ops), "--duration", str(seconds)]
     with log.open("a") as out:
-        subprocess.run([_reporting_bin(), "--estate", str(settings.estate.path), "simulate", *what,  # noqa: S603
+        subprocess.run([reporting_bin(), "--estate", str(settings.estate.path), "simulate", *what,  # noqa: S603
                         "--seed", str(seed)], stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=True)
 
 

@@ -226,3 +226,24 @@ def pg_conninfo(settings: Settings, dbname: str) -> str:
     from pipelines.apply.runner import reporting_pg_conninfo
 
     return reporting_pg_conninfo(settings).replace("dbname=reporting", f"dbname={dbname}")
+
+
+def reporting_bin() -> str:
+    """The project's `reporting` command (the venv's), for benchmark subprocesses."""
+    from pipelines.settings import REPO_ROOT
+
+    return str(REPO_ROOT / ".venv" / "bin" / "reporting")
+
+
+def stop_gracefully(proc, timeout: float = 120.0) -> None:
+    """SIGINT (a stream finishes its batch in flight), then SIGKILL after `timeout` seconds."""
+    import signal
+    import subprocess
+
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

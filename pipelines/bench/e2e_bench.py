@@ -25,7 +25,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -35,8 +34,18 @@ from dataclasses import dataclass, field
 import orjson
 import psycopg
 
-from pipelines.bench.common import ProcessSampler, Say, loadavg, stack_processes, stamp, write_results
+from pipelines.bench.common import (
+    ProcessSampler,
+    Say,
+    loadavg,
+    reporting_bin,
+    stack_processes,
+    stamp,
+    stop_gracefully,
+    write_results,
+)
 from pipelines.bench.compare import _us
+from pipelines.bench.group_offsets import GroupOffsets as Offsets
 from pipelines.bench.stats import latency_summary, rate, sustained
 from pipelines.settings import REPO_ROOT, Settings
 
@@ -45,10 +54,6 @@ GROUP = "reporting-pipeline"
 the pipeline's advisory hint, shared by every backend that ran under one group name, so a reused
 group would show a fresh reporting DB as caught up while it re-reads everything."""
 PROBE_CHANNEL = "bench-probe"
-
-
-def _reporting_bin() -> str:
-    return str(REPO_ROOT / ".venv" / "bin" / "reporting")
 
 
 @dataclass
@@ -216,40 +221,6 @@ class Probes:
 
 
 # --------------------------------------------------------------------------- Kafka offsets
-class Offsets:
-    def __init__(self, settings: Settings, group: str = GROUP) -> None:
-        from kafka import KafkaAdminClient, KafkaConsumer
-
-        self.group = group
-        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-        prefixes = sorted(s.topic_prefix for s in settings.estate.services)
-        self.pattern = re.compile(rf"^({'|'.join(map(re.escape, prefixes))})\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
-        self._parts: list = []
-        self._refreshed = 0.0
-
-    def _partitions(self):
-        from kafka import TopicPartition
-
-        if time.monotonic() - self._refreshed > 10:
-            topics = [t for t in self.consumer.topics() if self.pattern.match(t)]
-            self._parts = [TopicPartition(t, p) for t in topics for p in (self.consumer.partitions_for_topic(t) or [])]
-            self._refreshed = time.monotonic()
-        return self._parts
-
-    def ends_and_committed(self) -> tuple[int, int]:
-        parts = self._partitions()
-        ends = self.consumer.end_offsets(parts) if parts else {}
-        committed = self.admin.list_group_offsets({self.group: None}).get(self.group, {})
-        e = sum(ends.values())
-        c = sum(committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0 for tp in parts)
-        return e, c
-
-    def close(self) -> None:
-        self.consumer.close()
-        self.admin.close()
-
-
 # --------------------------------------------------------------------------- processes
 _STATUS_LINE = re.compile(r"([\d,]+) events in [\d.]+s .*?; ([\d,]+) batches, CPU s poll ([\d.]+) plan ([\d.]+) "
                           r"apply ([\d.]+) status ([\d.]+) replica ([\d.]+) other ([\d.]+)")
@@ -310,7 +281,7 @@ class Stream:
     def start(self) -> int:
         # wide lines: the status lines are parsed (rich wraps at COLUMNS)
         env = {**os.environ, "REPORTING_BACKEND": self.backend, "COLUMNS": "400"}
-        cmd = [_reporting_bin(), "stream", "--group", self.group] + (["--replica-every", "0"] if self.backend == "duckdb" else [])
+        cmd = [reporting_bin(), "stream", "--group", self.group] + (["--replica-every", "0"] if self.backend == "duckdb" else [])
         if self.linger_ms is not None:
             cmd += ["--linger-ms", str(self.linger_ms)]
         if self.profile:
@@ -324,18 +295,12 @@ class Stream:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_gracefully(self.proc)
         self.proc = None
 
 
 def _simulate(rate_ops: float, seconds: float, workers: int, seed: int, log) -> subprocess.Popen:
-    return subprocess.Popen([_reporting_bin(), "simulate", "--rate", str(rate_ops), "--duration", str(seconds),  # noqa: S603
+    return subprocess.Popen([reporting_bin(), "simulate", "--rate", str(rate_ops), "--duration", str(seconds),  # noqa: S603
                              "--workers", str(workers), "--seed", str(seed)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=os.environ.copy())
 

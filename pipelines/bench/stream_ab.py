@@ -28,8 +28,16 @@ from pathlib import Path
 
 import psutil
 
-from pipelines.bench.common import ProcessSampler, Say, loadavg, pg_conninfo, stamp, write_results
-from pipelines.bench.e2e_bench import _reporting_bin, _sim_result, _simulate, parse_status_line, stage_costs
+from pipelines.bench.common import (
+    ProcessSampler,
+    Say,
+    loadavg,
+    pg_conninfo,
+    reporting_bin,
+    stamp,
+    write_results,
+)
+from pipelines.bench.e2e_bench import _sim_result, _simulate, parse_status_line, stage_costs
 from pipelines.bench.stats import latency_summary
 from pipelines.settings import REPO_ROOT, Settings
 
@@ -128,7 +136,7 @@ def _latencies(arrivals: list[tuple[int, float]], commits: list[tuple[float, int
 
 
 def _wait_caught_up(settings: Settings, groups: list[str], say: Say, timeout: float = 600) -> None:
-    from pipelines.bench.e2e_bench import Offsets
+    from pipelines.bench.group_offsets import GroupOffsets as Offsets
 
     offsets = [Offsets(settings, g) for g in groups]
     try:
@@ -200,7 +208,7 @@ def bench_stream_ab(backend: str, from_group: str, a_args: list[str], b_args: li
         for side in sides:
             side.log = logs / f"bench-ab-{at}-{side.name}.log"
             env = {**base_env, **side.env}
-            cmd = [_reporting_bin(), "stream", "--group", side.group, *side.args]
+            cmd = [reporting_bin(), "stream", "--group", side.group, *side.args]
             side.proc = subprocess.Popen(cmd, stdout=side.log.open("w"), stderr=subprocess.STDOUT,  # noqa: S603
                                          cwd=REPO_ROOT, env=env)
             say(f"side {side.name}: pid {side.proc.pid}: {' '.join(cmd[1:])} {side.env}")
