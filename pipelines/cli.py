@@ -21,23 +21,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.text import Text
-from typer.core import TyperGroup
 
 from pipelines.output import FORMAT_HELP, Format, Section, View, make_console, write_rows, write_tables
+from pipelines.output import HelpGroup as _Group
 from pipelines.settings import Settings
 from pipelines.superset.cli import bi_app
-
-
-class _Group(TyperGroup):
-    """Plain help listing each sub-command with its whole first sentence (click cuts it near 45 characters)."""
-
-    def format_commands(self, ctx, formatter) -> None:
-        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
-                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
 
 # rich_markup_mode=None: plain help for every command and sub-command (the setting is inherited), so flags
 # show no `<bool>` placeholder and help wraps at any width.

@@ -33,8 +33,9 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
-__all__ = ["Format", "Section", "View", "make_console", "renderable", "to_records", "to_rows", "write_rows",
+__all__ = ["Format", "HelpGroup", "Section", "View", "make_console", "renderable", "to_records", "to_rows", "write_rows",
            "write_tables"]
 
 
@@ -275,3 +276,14 @@ def write_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: Forma
         stream.write("\n")
         return
     write_tables({"rows": Section(columns, rows, title, view)}, fmt, stream, console)
+
+
+class HelpGroup(TyperGroup):
+    """Plain help listing each sub-command with its whole first sentence (click cuts it near 45 characters)."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)

@@ -7,19 +7,8 @@ import logging
 from collections.abc import Callable
 
 import typer
-from typer.core import TyperGroup
 
-
-class _Group(TyperGroup):
-    """Help lists each sub-command with its whole first sentence, as the root command does."""
-
-    def format_commands(self, ctx, formatter) -> None:
-        rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
-                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
+from pipelines.output import HelpGroup as _Group
 
 bi_app = typer.Typer(help="BI access: connection values for BI tools, and Apache Superset.", no_args_is_help=True,
                      cls=_Group)
@@ -36,23 +25,12 @@ def _root():
 
 
 def _friendly(fn: Callable) -> Callable:
-    """Errors as one readable line (exit 2), the detail in the log; like the root command's."""
+    """Errors as one readable line (exit 2), the detail in the log: the root command's `friendly`, looked up
+    when the command runs (the root module imports this one)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except Exception as exc:
-            root = _root()
-            detail = getattr(exc, "detail", "")
-            log.error("%s failed: %s\n%s", fn.__name__, exc, detail, exc_info=True)
-            root.err.print(f"error: {exc}", style="bold red", highlight=False, markup=False)
-            if detail:
-                root.err.print(f"(detail in {root._settings().log_dir / 'reporting.log'})", highlight=False,
-                               markup=False)
-            raise typer.Exit(2) from exc
+        return _root().friendly(fn)(*args, **kwargs)
 
     return wrapper
 
