@@ -204,36 +204,17 @@ def start_ui(settings: Settings | None = None, port: int | None = None, wait: bo
     return handle
 
 
-def _descendants(pid: int) -> list:
-    import psutil
-
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process(pid).children(recursive=True)
-    return []
-
-
 def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print, timeout: float = 30) -> bool:
     """Stop the daemon, then the webserver (by pid file), and every process they started. True if any ran."""
-    import psutil
 
     settings = settings or Settings.load()
     home = dagster_home(settings)
     stopped = False
     for name in ("daemon", "webserver"):
         pid_file = home / f"{name}.pid"
-        pid = proc.read_pid(pid_file)
-        children = _descendants(pid) if pid is not None else []
-        if proc.stop_pid(pid_file, f"dagster-{name}", timeout=timeout):
+        if proc.stop_pid_tree(pid_file, f"dagster-{name}", timeout=timeout):
             stopped = True
             say(f"dagster-{name} stopped")
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                child.terminate()
-        _, alive = psutil.wait_procs(children, timeout=10)
-        for child in alive:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
-        psutil.wait_procs(alive, timeout=5)
     return stopped
 
 

@@ -189,3 +189,25 @@ def run(cmd: Sequence[str], what: str, env: dict[str, str] | None = None, input:
         last = out.splitlines()[-1] if out else f"exit code {res.returncode}"
         raise StackError(f"{what} failed: {last}", out)
     return res.stdout
+
+
+def stop_pid_tree(pid_file: Path, what: str, timeout: float = 30.0) -> bool:
+    """`stop_pid`, then every descendant the process had (workers of a gunicorn or a Dagster webserver may
+    sit in another process group): SIGTERM, 10 s, SIGKILL. True if the process was running."""
+    import psutil
+
+    pid = read_pid(pid_file)
+    children: list = []
+    if pid is not None:
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(pid).children(recursive=True)
+    stopped = stop_pid(pid_file, what, timeout=timeout)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.terminate()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    for child in alive:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+    psutil.wait_procs(alive, timeout=5)
+    return stopped

@@ -166,19 +166,9 @@ def _tree(pid: int) -> list:
 
 def down(settings: Settings, say: Callable[[str], None] = print) -> bool:
     """Stop gunicorn (the pid file's process) and its workers. True if it was running."""
-    import psutil
 
     paths = cfg.paths(settings)
-    pid = proc.read_pid(paths.pid_file)
-    children = _tree(pid)[1:] if pid is not None else []
-    stopped = proc.stop_pid(paths.pid_file, "superset", timeout=30)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
+    stopped = proc.stop_pid_tree(paths.pid_file, "superset", timeout=30)
     say("superset stopped" if stopped else "superset was not running")
     return stopped
 
