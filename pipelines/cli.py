@@ -381,7 +381,7 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
         # the workers' own output, relayed as it is (never read as markup)
         relay = lambda m: console.print(m, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
         raise typer.Exit(run_workers(settings, workers, group, prefix=instance_id, planners=planners,
-                                     metrics_port=metrics_port, say=relay))
+                                     metrics_port=metrics_port, say=relay, linger_ms=linger_ms))
     run_pipeline(settings, until_caught_up=False, group=group, faults=parse_fault_points(os.environ.get(FAULT_ENV, "")),
                  say=_say, replica_every=replica_every, planners=planners, instance_id=instance_id,
                  metrics_port=metrics_port, linger_ms=linger_ms)

@@ -53,7 +53,8 @@ def instance_ids(prefix: str, workers: int) -> list[str]:
 
 
 def worker_command(estate_path: str, group: str, instance_id: str, planners: int | None = None,
-                   metrics_port: int | None = None, python: str | None = None) -> list[str]:
+                   metrics_port: int | None = None, python: str | None = None,
+                   linger_ms: int | None = None) -> list[str]:
     """The command line of one worker: `reporting --estate FILE stream --group G --instance-id ID ...`."""
     cmd = [python or sys.executable, "-u", "-m", "pipelines.cli", "--estate", estate_path, "stream",
            "--group", group, "--instance-id", instance_id]
@@ -61,6 +62,8 @@ def worker_command(estate_path: str, group: str, instance_id: str, planners: int
         cmd += ["--planners", str(planners)]
     if metrics_port is not None:
         cmd += ["--metrics-port", str(metrics_port)]
+    if linger_ms is not None:
+        cmd += ["--linger-ms", str(linger_ms)]
     return cmd
 
 
@@ -215,15 +218,17 @@ def prepare_reporting_db(settings, group: str, say: Callable[[str], None] = prin
 
 def run_workers(settings, workers: int, group: str, prefix: str | None = None, planners: int | None = None,
                 metrics_port: int | None = None, say: Callable[[str], None] = print,
-                install_signals: bool = True) -> int:
+                install_signals: bool = True, linger_ms: int | None = None) -> int:
     """`reporting stream --workers N`: N worker processes of consumer group `group`, supervised until
     SIGTERM/SIGINT. Worker i is the static member `<prefix or group>-<i>`; with `metrics_port` it serves
-    its metrics on `metrics_port + i` (0: each on a free port). `settings`: the edge's Settings; the
+    its metrics on `metrics_port + i` (0: each on a free port); `linger_ms` overrides the estate's
+    pipeline.linger_ms in every worker. `settings`: the edge's Settings; the
     workers read the same estate file and inherit this process's environment (its overrides too)."""
     check_workers(settings.backend, workers)
     ids = instance_ids(prefix or group, workers)
     commands = {iid: worker_command(str(settings.estate.path), group, iid, planners,
-                                    None if metrics_port is None else (metrics_port + i if metrics_port else 0))
+                                    None if metrics_port is None else (metrics_port + i if metrics_port else 0),
+                                    linger_ms=linger_ms)
                 for i, iid in enumerate(ids)}
     prepare_reporting_db(settings, group, say)
     say(f"streaming with {workers} worker processes in consumer group {group} (static members {ids[0]} .. "

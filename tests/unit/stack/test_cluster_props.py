@@ -34,6 +34,7 @@ def test_without_the_profile_one_node_and_one_worker(tmp_path):
     props = broker_properties(s, tmp_path / "kafka")
     assert props["default.replication.factor"] == "1" and "min.insync.replicas" not in props
     assert "scheduled.rebalance.max.delay.ms" not in connect_properties(s)
+    assert "default.api.timeout.ms" not in connect_properties(s)  # Kafka's defaults without the profile
     assert topic_creation(s.estate.kafka) == {}
 
 
@@ -101,6 +102,9 @@ def test_both_connect_workers_share_one_group_and_replicated_internal_topics(tmp
     for topic in ("config", "offset", "status"):
         assert props[f"{topic}.storage.replication.factor"] == "3"
     assert props["scheduled.rebalance.max.delay.ms"] == "5000"  # a dead worker's tasks move after 5 s
+    # the API timeout bounds a task start's wait on a dead broker; Kafka refuses it below the request timeout
+    assert int(props["request.timeout.ms"]) <= int(props["default.api.timeout.ms"]) <= 20000
+    assert props["plugin.discovery"] == "service_load"
     assert (props["config.storage.topic"], props["offset.storage.topic"], props["status.storage.topic"]) == (
         "_connect-configs", "_connect-offsets", "_connect-status")
 
@@ -145,6 +149,9 @@ def test_worker_ids_and_command_lines():
     cmd = worker_command("/e/reporting.yaml", "g", "g-1", planners=2, metrics_port=9465, python="/py")
     assert cmd == ["/py", "-u", "-m", "pipelines.cli", "--estate", "/e/reporting.yaml", "stream", "--group", "g",
                    "--instance-id", "g-1", "--planners", "2", "--metrics-port", "9465"]
+    # `reporting stream --workers N --linger-ms L` hands the linger to every worker
+    cmd = worker_command("/e/reporting.yaml", "g", "g-0", python="/py", linger_ms=1000)
+    assert cmd[-2:] == ["--linger-ms", "1000"] and "--planners" not in cmd
 
 
 def test_worker_group_restarts_a_worker_that_dies_and_gives_up_on_one_that_keeps_failing():
