@@ -635,8 +635,9 @@ def kill_all_three(stack, group: StreamGroup, rnd: int):
         injected += inject_poison(settings, topics, 2, rng)
         moved = wait_tasks_on(stack, {w.worker_id for w in workers if w is not cvictim})
         time.sleep(max(0.0, 15 - (time.monotonic() - t_kill)))
-        victim.start()
+        victim.start(wait=False)  # the broker rejoins while the Connect worker starts
         cvictim.start()
+        victim.wait_ready()
         wait_tasks_on(stack, {w.worker_id for w in workers})
         wait_group(settings, {f"{settings.estate.pipeline.consumer_group}-{i}" for i in range(WORKERS)})
         return {"killed_broker": victim.node, "killed_connect_worker": cvictim.worker,
