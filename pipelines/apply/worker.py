@@ -33,6 +33,7 @@ from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.planner_pool import PendingBatch, PlannerPool
 from pipelines.apply.retry import retrying
 from pipelines.cdc.events import Record
+from pipelines.kafka.stall import STALL_RESTART_S, StallWatch
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RunStats:
     plan_s: float = 0.0  # polling thread: decode, project, validate, reduce
     apply_s: float = 0.0  # applier thread: one transaction per batch (overlaps the next poll and plan)
     polls: int = 0  # polls that returned records (several make one batch when lingering)
+    consumer_restarts: int = 0  # Kafka consumers opened anew after a stall (kafka/stall.py)
     # CPU seconds by stage (thread CPU time; DuckDB's and the reporting PostgreSQL's own threads and
     # processes are not counted): poll = fetch and record decoding, plan = decode, project, validate,
     # reduce (in-process planning only), apply = the transaction (rows, dead letters, table status,
@@ -122,8 +124,9 @@ class Worker:
                  after_batch: Callable[[bool], None] | None = None, pool: PlannerPool | None = None,
                  faults: dict[str, float] | None = None, metrics=None, linger_s: float = 0.0,
                  max_records: int = 20000, replica_cpu: Callable[[], float] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stall_restart_s: float = STALL_RESTART_S) -> None:
         self.backend = backend
+        self.stall = StallWatch(stall_restart_s)  # a consumer that stopped making progress is opened anew
         self.linger_s = max(0.0, float(linger_s))  # streaming: at most one batch cut every linger_s
         self.max_records = max(1, int(max_records))  # ... or as soon as this many records wait
         self.replica_cpu = replica_cpu  # CPU seconds of the replica copy thread so far (RunStats.replica_cpu)
@@ -337,9 +340,22 @@ class Worker:
                         for (topic, partition), n in lags.items():
                             self.metrics.set_lag(topic, partition, n)
                     lag = sum(lags.values())
+                    now = time.monotonic()
+                    stable = self.consumer.group_stable()
+                    stalled = self.stall.check(now, stable, lag, idle_since)
                     stats.status_cpu += time.thread_time() - c0
                     self._replica_cpu(stats)
-                    self.say(stats.line(lag))
+                    rebalancing = self.stall.rebalancing_for(now)
+                    self.say(stats.line(lag) if stable else
+                             stats.line() + f"; consumer group rebalancing for {rebalancing or 0:.0f}s")
+                    if stalled:
+                        self.say(f"restarting the Kafka consumer: {stalled}")
+                        log.warning("restarting the Kafka consumer: %s", stalled)
+                        quiesce()  # what the old consumer returned is applied first (with its offsets)
+                        self.consumer.restart()
+                        self.stall.reset()
+                        idle_since = time.monotonic()
+                        stats.consumer_restarts += 1
                     last_status = time.monotonic()
             cut()  # a stop applies what was already polled
             applier.wait_idle()  # a stop finishes the batch in flight (its offsets are committed with it)

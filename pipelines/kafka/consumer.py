@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
-from kafka.structs import OffsetAndMetadata
+from kafka.structs import MemberState, OffsetAndMetadata
 
 from pipelines.cdc.events import Record
 from pipelines.kafka.records import fast_partition_records
@@ -32,7 +32,7 @@ def topic_pattern(prefixes: Iterable[str]) -> str:
 
 
 class _SeekToStored(ConsumerRebalanceListener):
-    def __init__(self, consumer: KafkaConsumer, stored: Callable[[], dict[tuple[str, int], int]]) -> None:
+    def __init__(self, consumer: KafkaConsumer | None, stored: Callable[[], dict[tuple[str, int], int]]) -> None:
         self.consumer = consumer
         self.stored = stored
         self.quiesce: Callable[[], None] = lambda: None  # waits for the batch in flight (Worker's applier)
@@ -85,7 +85,7 @@ class ChangeConsumer:
                  group_instance_id: str | None = None, fetch_linger_ms: int = 0) -> None:
         # group_instance_id: a static member (KIP-345), e.g. the pod name of a StatefulSet worker; it
         # rejoins after a restart within session_timeout_ms without a rebalance and never sends LeaveGroup
-        self.consumer = KafkaConsumer(
+        self._config = dict(
             **(security or {}),
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -101,16 +101,36 @@ class ChangeConsumer:
             max_poll_interval_ms=600000,
             metadata_max_age_ms=5000,
         )
-        # decode record batches with the pipeline's own v2 decoder (pipelines/kafka/records.py)
-        fetcher = self.consumer._fetcher  # noqa: SLF001 - pinned kafka-python 3.0.12
-        fetcher.PartitionRecords = fast_partition_records(type(fetcher).PartitionRecords)
         self.pattern = topic_pattern(prefixes)
-        self._listener = _SeekToStored(self.consumer, stored_offsets)
+        self._listener = _SeekToStored(None, stored_offsets)
         self._listener.hint = self._queue_hints
         self._unsent: dict[tuple[str, int], int] = {}
         self._retry_at = 0.0
-        self.consumer.subscribe(pattern=self.pattern, listener=self._listener)
         self.max_records = max_records
+        self._open()
+
+    def _open(self) -> None:
+        self.consumer = KafkaConsumer(**self._config)
+        # decode record batches with the pipeline's own v2 decoder (pipelines/kafka/records.py)
+        fetcher = self.consumer._fetcher  # noqa: SLF001 - pinned kafka-python 3.0.12
+        fetcher.PartitionRecords = fast_partition_records(type(fetcher).PartitionRecords)
+        self._listener.consumer = self.consumer
+        self.consumer.subscribe(pattern=self.pattern, listener=self._listener)
+
+    def group_stable(self) -> bool:
+        """The member finished its last rebalance (joined and got its assignment, possibly empty)."""
+        coordinator = getattr(self.consumer, "_coordinator", None)  # pinned kafka-python 3.0.12
+        return coordinator is None or coordinator.state == MemberState.STABLE
+
+    def restart(self) -> None:
+        """Close the Kafka consumer and open a new one (see kafka/stall.py): it joins the group again under
+        the same member id and, once assigned, seeks to the stored offsets. Hints not yet sent are kept.
+        The caller applies what it polled before (nothing polled from the old consumer stays pending)."""
+        try:
+            self.consumer.close(autocommit=False)
+        except Exception as exc:  # noqa: BLE001 - a stuck client may fail to close cleanly; it is dropped anyway
+            log.warning("closing the stalled Kafka consumer failed (dropped): %s", exc)
+        self._open()
 
     def set_quiesce(self, wait: Callable[[], None]) -> None:
         """`wait` blocks until no batch is being applied; called before a rebalance reads or gives up offsets."""

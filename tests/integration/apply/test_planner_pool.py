@@ -85,6 +85,9 @@ class ListConsumer:
     def assignment(self):
         return {(TOPIC, 0)}
 
+    def group_stable(self):
+        return True
+
     def commit_hint(self, offsets) -> None:
         pass
 

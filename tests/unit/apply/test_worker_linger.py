@@ -52,6 +52,9 @@ class FakeConsumer:
     def assignment(self):
         return {("t", 0)}
 
+    def group_stable(self):
+        return True
+
     def commit_hint(self, offsets):
         self.hints.append(offsets)
 

@@ -38,6 +38,9 @@ class FakeConsumer:
     def assignment(self):
         return {("t", 0)}
 
+    def group_stable(self):
+        return True
+
     def commit_hint(self, offsets):
         assert threading.current_thread() is self.thread, "the consumer is used from one thread only"
         self.hints.append(offsets)

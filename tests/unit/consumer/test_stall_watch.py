@@ -1,0 +1,113 @@
+"""A consumer that stopped making progress is noticed (kafka/stall.py) and opened anew by the worker,
+after what it had returned is applied. Clocks are passed in: no timing is asserted."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.apply.backend import ApplyBatch, ApplyResult
+from pipelines.apply.worker import Worker
+from pipelines.cdc.events import Record
+from pipelines.kafka.stall import StallWatch
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_rebalance_that_does_not_finish_is_a_stall_after_the_limit():
+    w = StallWatch(limit_s=120)
+    assert w.check(1000, group_stable=False, lag=0, records_at=990) is None
+    assert w.rebalancing_for(1060) == 60
+    assert w.check(1119, group_stable=False, lag=0, records_at=990) is None
+    reason = w.check(1120, group_stable=False, lag=0, records_at=990)
+    assert reason == "the consumer group's rebalance has not finished after 120s"
+
+
+def test_a_rebalance_that_finishes_starts_the_count_again():
+    w = StallWatch(limit_s=120)
+    w.check(1000, group_stable=False, lag=0, records_at=0)
+    assert w.check(1100, group_stable=True, lag=0, records_at=0) is None
+    assert w.rebalancing_for(1100) is None
+    assert w.check(1150, group_stable=False, lag=0, records_at=0) is None
+    assert w.check(1269, group_stable=False, lag=0, records_at=0) is None  # 119 s since it began again
+
+
+def test_records_waiting_with_none_fetched_is_a_stall_but_an_idle_stream_is_not():
+    w = StallWatch(limit_s=120)
+    for t in range(1000, 2000, 5):  # idle: nothing waits
+        assert w.check(t, group_stable=True, lag=0, records_at=900) is None
+    assert w.check(2000, group_stable=True, lag=40, records_at=900) is None  # waiting counts from now
+    assert w.check(2100, group_stable=True, lag=40, records_at=2090) is None  # records still arrive
+    assert w.check(2119, group_stable=True, lag=40, records_at=2000) is None
+    assert w.check(2120, group_stable=True, lag=6_800, records_at=2000) == (
+        "6,800 records wait on the assigned partitions but none was fetched for 120s")
+    w.reset()
+    assert w.check(2125, group_stable=True, lag=6_800, records_at=2000) is None
+
+
+class StuckThenFine:
+    """Returns one record, then reports an unfinished rebalance until it is restarted."""
+
+    def __init__(self, worker_ref: list) -> None:
+        self.worker_ref = worker_ref
+        self.restarts = 0
+        self.applied_before_restart: list[int] | None = None
+        self.quiesce = None
+        self.polls = 0
+
+    def set_quiesce(self, wait):
+        self.quiesce = wait
+
+    def poll(self, timeout_ms: int = 0):
+        self.polls += 1
+        if self.polls == 1:
+            return [Record("t", 0, 0, b"k", b"v")]
+        if self.restarts and self.polls > 5:
+            self.worker_ref[0].stop()
+        return [Record("t", 0, 1, b"k", b"v")] if self.restarts and self.polls == 4 else []
+
+    def lag(self):
+        return {}
+
+    def assignment(self):
+        return set()
+
+    def group_stable(self):
+        return self.restarts > 0
+
+    def restart(self):
+        self.applied_before_restart = list(self.worker_ref[1].offsets)
+        self.restarts += 1
+
+    def commit_hint(self, offsets):
+        pass
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.offsets: list[int] = []
+
+    def apply(self, group: str, batch: ApplyBatch) -> ApplyResult:
+        self.offsets.extend(batch.offsets_seen)  # type: ignore[attr-defined]
+        return ApplyResult(rows=batch.events, dead_letters=0, unappliable_toast=0)
+
+
+def plan(records: list[Record]) -> ApplyBatch:
+    batch = ApplyBatch([], [], {("t", 0): records[-1].offset + 1}, events=len(records))
+    batch.offsets_seen = [r.offset for r in records]  # type: ignore[attr-defined]
+    return batch
+
+
+def test_the_worker_applies_what_it_holds_then_opens_a_new_consumer_and_goes_on():
+    ref: list = [None, Backend()]
+    consumer = StuckThenFine(ref)
+    lines: list[str] = []
+    w = Worker(ref[1], consumer, plan, "g", say=lines.append, status_every=0.0, stall_restart_s=0.0,
+               linger_s=60.0)  # lingering: the first record is still pending when the stall is noticed
+    ref[0] = w
+    stats = w.run(install_signals=False)
+    assert consumer.restarts == 1 and stats.consumer_restarts == 1
+    assert consumer.applied_before_restart == [0], "what the stuck consumer returned is applied first"
+    assert ref[1].offsets == [0, 1], "the new consumer's records are applied too"
+    assert any("consumer group rebalancing for" in ln for ln in lines)
+    assert any(ln.startswith("restarting the Kafka consumer: the consumer group's rebalance has not finished")
+               for ln in lines)
