@@ -210,9 +210,14 @@ class Backend(ABC):
                     count_sql = apply_sql.missing_toast_count_sql(tb.contract, rel, keep_cols)
                     if count_sql:
                         toast_missing += int(self.query(count_sql)[0][0])
-                    for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes):
+                    for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes,
+                                                           **self._merge_shortcuts(tb.contract)):
                         self.execute(stmt)
                     self.unstage(name)
+                    if tb.has_deletes:
+                        self._noted_deletes(tb.contract)
+                if truncates:
+                    self._noted_truncate(tb.contract)
                 for (position, source_ts), (stored, rows_deleted) in zip(truncates, counted, strict=True):
                     # after the rows: the batch's changes newer than the truncate are kept
                     for sql, params in apply_sql.truncate_statements(tb.contract, position, source_ts, rows_deleted):
@@ -223,14 +228,7 @@ class Backend(ABC):
                 status.append((tb.contract.physical_name, tb.newest_source_ts, len(tb)))
                 rows += len(tb)
             if status:  # one statement for every table of the batch (statements are the fixed cost)
-                self.execute(
-                    "INSERT INTO _pipeline.table_status (physical_name, newest_source_ts, last_applied_at, rows_applied) "
-                    "VALUES " + ", ".join([f"({self._p(2)}, now(), {self._p(1)})"] * len(status)) +
-                    " ON CONFLICT (physical_name) DO UPDATE SET "
-                    "newest_source_ts = GREATEST(_pipeline.table_status.newest_source_ts, excluded.newest_source_ts), "
-                    "last_applied_at = excluded.last_applied_at, "
-                    "rows_applied = _pipeline.table_status.rows_applied + excluded.rows_applied",
-                    [v for row in status for v in row])
+                self._write_status(status)
             for dl in batch.dead_letters:
                 # redelivery (offsets reset, crash before commit) must not duplicate a dead letter
                 self.execute(
@@ -252,12 +250,7 @@ class Backend(ABC):
                              (group, batch.events, rows, len(batch.dead_letters)))
             offsets = sorted(batch.next_offsets.items())
             if offsets:
-                self.execute(
-                    "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
-                    "VALUES " + ", ".join([f"({self._p(4)}, now())"] * len(offsets)) +
-                    " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
-                    "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
-                    [v for (topic, part), nxt in offsets for v in (group, topic, part, nxt)])
+                self._write_offsets(group, offsets)
             for hook in getattr(self, "before_commit_hooks", ()):
                 hook()
             self.commit()
@@ -270,6 +263,37 @@ class Backend(ABC):
                             t.position, t.rows_deleted, "soft-deleted" if t.delete_semantics == "soft" else "removed")
         return ApplyResult(rows=rows, dead_letters=len(batch.dead_letters), unappliable_toast=toast_missing,
                            truncates=tuple(applied))
+
+    # -- per-batch bookkeeping statements; a backend with a single writer may take shortcuts ----------
+    def _merge_shortcuts(self, contract: Contract) -> dict[str, bool]:
+        """`apply_statements` options this backend can prove safe (none by default: several writers)."""
+        return {}
+
+    def _noted_deletes(self, contract: Contract) -> None:  # noqa: B027 - a hook; nothing to note by default
+        """A batch stored deletes of the contract's table (in `_pipeline.<table>__deleted`)."""
+
+    def _noted_truncate(self, contract: Contract) -> None:  # noqa: B027 - a hook; nothing to note by default
+        """A batch applied a source truncate to the contract's table."""
+
+    def _write_status(self, status: list[tuple]) -> None:
+        """Upsert (physical_name, newest_source_ts, rows) per table into `_pipeline.table_status`."""
+        self.execute(
+            "INSERT INTO _pipeline.table_status (physical_name, newest_source_ts, last_applied_at, rows_applied) "
+            "VALUES " + ", ".join([f"({self._p(2)}, now(), {self._p(1)})"] * len(status)) +
+            " ON CONFLICT (physical_name) DO UPDATE SET "
+            "newest_source_ts = GREATEST(_pipeline.table_status.newest_source_ts, excluded.newest_source_ts), "
+            "last_applied_at = excluded.last_applied_at, "
+            "rows_applied = _pipeline.table_status.rows_applied + excluded.rows_applied",
+            [v for row in status for v in row])
+
+    def _write_offsets(self, group: str, offsets: list[tuple[tuple[str, int], int]]) -> None:
+        """Upsert the group's next offset per (topic, partition) into `_pipeline.offsets`."""
+        self.execute(
+            "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
+            "VALUES " + ", ".join([f"({self._p(4)}, now())"] * len(offsets)) +
+            " ON CONFLICT (consumer_group, topic, kafka_partition) DO UPDATE SET "
+            "next_offset = excluded.next_offset, updated_at = excluded.updated_at",
+            [v for (topic, part), nxt in offsets for v in (group, topic, part, nxt)])
 
     def _count_truncated(self, contract: Contract, truncates) -> list[tuple[int | None, int]]:
         """Before the batch's rows: per truncate (positions ascending), the newest truncate position

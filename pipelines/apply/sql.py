@@ -37,8 +37,14 @@ def _on(contract: Contract, left: str, right: str) -> str:
     return " AND ".join(f"{left}.{quote_ident(k)} = {right}.{quote_ident(k)}" for k in contract.primary_key)
 
 
-def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str], has_deletes: bool) -> list[str]:
-    """Statements (in order) applying relation `staged` to the contract's table."""
+def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str], has_deletes: bool,
+                     deletes_stored: bool = True, truncated: bool = True) -> list[str]:
+    """Statements (in order) applying relation `staged` to the contract's table.
+
+    `deletes_stored=False` / `truncated=False`: the caller knows that `_pipeline.<table>__deleted` is empty /
+    that no truncate of the table was ever applied (a single writer, see DuckDbBackend), so the MERGE reads
+    the staged rows without the join or the subquery that would drop nothing (~4 ms less planning per
+    statement on DuckDB)."""
     q = quote_ident
     target = qualified_name(contract)
     deleted = f"{PIPELINE_SCHEMA}.{q(deleted_keys_table(contract))}"
@@ -64,9 +70,14 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
         insert_vals.append("NULL")
     no_keep = " AND ".join([f"NOT s.{q('_keep_' + c)}" for c in keep_columns]) or "TRUE"
 
-    source = (f"(SELECT s.* FROM {staged} s LEFT JOIN {deleted} d ON {_on(contract, 'd', 's')} "
-              f'WHERE (d."_source_position" IS NULL OR s."_source_position" > d."_source_position") '
-              f'AND s."_source_position" > {_truncated_position(contract)})')
+    conditions = []
+    joined = ""
+    if deletes_stored:
+        joined = f" LEFT JOIN {deleted} d ON {_on(contract, 'd', 's')}"
+        conditions.append('(d."_source_position" IS NULL OR s."_source_position" > d."_source_position")')
+    if truncated:
+        conditions.append(f's."_source_position" > {_truncated_position(contract)}')
+    source = (f"(SELECT s.* FROM {staged} s{joined} WHERE {' AND '.join(conditions)})" if conditions else staged)
     branches = []
     if soft and has_deletes:
         # a delete that superseded an upsert in its batch carries that last image (`_has_values`): the

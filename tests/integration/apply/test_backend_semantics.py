@@ -124,3 +124,50 @@ def test_rows_offsets_and_dead_letters_are_one_transaction(backend, contracts):
     assert backend.stored_offsets("g2") == {("orders.public.orders", 0): 42}
     assert fetch(backend, "SELECT stage, reason FROM _pipeline.dead_letters WHERE kafka_offset = 41") == [
         ("decode", "malformed JSON")]
+
+
+def test_status_and_offsets_accumulate_over_batches_and_partitions(backend, contracts):
+    """The first batch of a table or partition inserts its row, later ones update it (DuckDB: an UPDATE,
+    then an insert of only the missing rows; PostgreSQL: one upsert)."""
+    c = contracts["orders_v1"]
+    backend.ensure_schema([c])
+    backend.apply("g", ApplyBatch([orders_batch(c, [(1, "PLACED", 100, 10, "c", False)])], [], {("o", 0): 5}))
+    backend.apply("g", ApplyBatch([orders_batch(c, [(2, "PLACED", 100, 12, "c", False),
+                                                    (3, "PLACED", 100, 11, "c", False)])], [],
+                                  {("o", 0): 9, ("o", 1): 4}))
+    backend.apply("h", ApplyBatch([orders_batch(c, [(1, "PAID", 100, 5, "u", False)])], [], {("o", 0): 2}))
+    assert backend.stored_offsets("g") == {("o", 0): 9, ("o", 1): 4}
+    assert backend.stored_offsets("h") == {("o", 0): 2}
+    rows = fetch(backend, "SELECT physical_name, newest_source_ts, rows_applied FROM _pipeline.table_status")
+    # rows counts rows handed to the table (the replayed older change of order 1 too); the newest
+    # source time never goes back
+    assert rows == [("orders_v1", T0 + dt.timedelta(seconds=12), 4)]
+
+
+def test_a_new_writer_sees_the_deletes_and_truncates_an_earlier_one_stored(tmp_path, contracts):
+    """DuckDB's writer skips the deleted-keys join and the truncate check while it knows they can drop
+    nothing; a writer opened later must learn from the file that they can."""
+    from pipelines.apply.duckdb_backend import DuckDbBackend
+
+    c = contracts["orders_v1"]
+    path = tmp_path / "r.duckdb"
+    first = DuckDbBackend(path)
+    first.ensure_schema([c])
+    first.apply("g", ApplyBatch([orders_batch(c, [(5, "PLACED", 100, 10, "c", False),
+                                                  (8, "PLACED", 100, 10, "c", False)])], [], {}))
+    first.apply("g", ApplyBatch([orders_batch(c, [(5, None, 0, 30, "d", True)])], [], {}))
+    truncate = orders_batch(c, [])
+    truncate.truncates = [(40, T0 + dt.timedelta(seconds=40))]
+    first.apply("g", ApplyBatch([truncate], [], {}))
+    first.close()
+    second = DuckDbBackend(path)
+    try:
+        # replayed creates, older than the delete (5) and the truncate (9): neither may come back
+        second.apply("g", ApplyBatch([orders_batch(c, [(5, "PLACED", 100, 10, "c", False),
+                                                       (9, "PLACED", 100, 35, "c", False)])], [], {}))
+        live = fetch(second, 'SELECT order_id FROM reporting.orders_v1 WHERE "_deleted_at" IS NULL')
+        assert live == []
+        second.apply("g", ApplyBatch([orders_batch(c, [(9, "PLACED", 100, 50, "c", False)])], [], {}))
+        assert fetch(second, 'SELECT order_id FROM reporting.orders_v1 WHERE "_deleted_at" IS NULL') == [(9,)]
+    finally:
+        second.close()

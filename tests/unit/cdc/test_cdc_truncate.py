@@ -237,6 +237,12 @@ def test_truncate_sql_per_delete_semantics(real_contracts):
     # every MERGE drops staged changes not newer than the table's last truncate
     (merge, *_rest) = apply_sql.apply_statements(soft, "staged", [], True)
     assert "_pipeline.truncates WHERE physical_name = 'orders_v1'" in merge
+    assert '"orders_v1__deleted" d ON' in merge
+    # ... unless the (only) writer knows no truncate and no delete was ever stored for the table
+    (merge, *_rest) = apply_sql.apply_statements(soft, "staged", [], True, deletes_stored=False, truncated=False)
+    assert "USING staged AS s ON" in merge and "truncates" not in merge and "__deleted\" d" not in merge
+    (merge, *_rest) = apply_sql.apply_statements(soft, "staged", [], False, deletes_stored=True, truncated=False)
+    assert "truncates" not in merge and '"orders_v1__deleted" d ON' in merge
 
 
 # --- capture: the connectors must not skip truncates (Debezium's default is skipped.operations=t) ------
