@@ -78,8 +78,10 @@ def snapshot_signal(source_tables: tuple[str, ...], snapshot_type: str, signal_i
 
 
 def ensure_signal_topic(bootstrap: str | dict, topic: str) -> None:
-    """Create the signal topic with ONE partition if missing (Debezium reads partition 0 only).
-    `bootstrap`: `pipelines.kafka.security.client_config(settings)` (or a bare bootstrap string)."""
+    """Create the signal topic with ONE partition if missing (Debezium reads partition 0 only), replicated
+    as the cluster's `default.replication.factor` says (replication factor -1, KIP-464: one replica on a
+    single broker, the cluster's usual 3 elsewhere; a signal topic on one broker of a cluster would be lost
+    with it). `bootstrap`: `pipelines.kafka.security.client_config(settings)` (or a bare bootstrap string)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -90,7 +92,7 @@ def ensure_signal_topic(bootstrap: str | dict, topic: str) -> None:
     try:
         if topic not in admin.list_topics():
             try:
-                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+                admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=-1)])
             except TopicAlreadyExistsError:
                 pass
     finally:
