@@ -19,6 +19,7 @@ Metrics (units in the name; counters since the worker started):
 | `reporting_consumer_lag` | gauge | `topic`, `partition` | records between the worker's position and the end of an assigned partition |
 | `reporting_freshness_seconds` | gauge | `table` | age of the newest change applied to a contract table; grows between batches |
 | `reporting_assigned_partitions` | gauge | `topic` | partitions of the topic assigned to this worker |
+| `reporting_consumer_restarts_total` | counter | `reason` | Kafka consumers the worker opened anew after a stall: `rebalance` (a rebalance unfinished for 120 s) or `fetch` (records waiting, none fetched for 120 s) |
 | `reporting_worker_info` | info (gauge = 1) | `group`, `instance` | the worker's consumer group and static member id (group.instance.id) |
 
 Histograms are filled in bulk (one lock per batch, not per observation), so a batch of 20,000 events
@@ -132,6 +133,8 @@ class PipelineMetrics:
                          ["topic", "partition"], registry=r)
         self.assigned = Gauge("reporting_assigned_partitions", "Partitions of the topic assigned to this worker.",
                               ["topic"], registry=r)
+        self.consumer_restarts = Counter("reporting_consumer_restarts", "Kafka consumers opened anew after a stall "
+                                         "(kafka/stall.py).", ["reason"], registry=r)
         self.apply_seconds = _BulkHistogram("reporting_apply_duration_seconds",
                                             "Wall time of one batch's apply transaction, retries included.",
                                             APPLY_BUCKETS)
@@ -164,6 +167,10 @@ class PipelineMetrics:
         if commit_to_visible_seconds:
             self.visible_seconds.observe_many(commit_to_visible_seconds)
         self.last_batch.set(self._wall())
+
+    def consumer_restarted(self, reason: str) -> None:
+        """The worker opened a new Kafka consumer; `reason`: `rebalance` or `fetch`."""
+        self.consumer_restarts.labels(reason=reason).inc()
 
     def set_lag(self, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(topic=topic, partition=str(partition)).set(lag)

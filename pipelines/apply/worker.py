@@ -356,6 +356,8 @@ class Worker:
                         self.stall.reset()
                         idle_since = time.monotonic()
                         stats.consumer_restarts += 1
+                        if self.metrics is not None:
+                            self.metrics.consumer_restarted("fetch" if stable else "rebalance")
                     last_status = time.monotonic()
             cut()  # a stop applies what was already polled
             applier.wait_idle()  # a stop finishes the batch in flight (its offsets are committed with it)

@@ -156,10 +156,11 @@ def test_metric_names_are_the_documented_ones():
     expected = {"reporting_events_applied", "reporting_rows_applied", "reporting_batches", "reporting_dead_letters",
                 "reporting_apply_duration_seconds", "reporting_commit_to_visible_seconds",
                 "reporting_last_batch_timestamp_seconds", "reporting_consumer_lag", "reporting_freshness_seconds",
-                "reporting_assigned_partitions", "reporting_worker"}
+                "reporting_assigned_partitions", "reporting_worker", "reporting_consumer_restarts"}
     assert names == expected
     for name in expected:
         exported = name + ("_total" if name in {"reporting_events_applied", "reporting_rows_applied",
-                                                 "reporting_batches", "reporting_dead_letters"} else "")
+                                                 "reporting_batches", "reporting_dead_letters",
+                                                 "reporting_consumer_restarts"} else "")
         exported = exported + ("_info" if name == "reporting_worker" else "")
         assert f"`{exported}`" in module.__doc__, f"{exported} is not documented in pipelines/metrics.py"

@@ -101,13 +101,17 @@ def test_the_worker_applies_what_it_holds_then_opens_a_new_consumer_and_goes_on(
     ref: list = [None, Backend()]
     consumer = StuckThenFine(ref)
     lines: list[str] = []
+    from pipelines.metrics import PipelineMetrics
+
+    metrics = PipelineMetrics("g", "g-0")
     w = Worker(ref[1], consumer, plan, "g", say=lines.append, status_every=0.0, stall_restart_s=0.0,
-               linger_s=60.0)  # lingering: the first record is still pending when the stall is noticed
+               linger_s=60.0, metrics=metrics)  # lingering: the first record is still pending when the stall is noticed
     ref[0] = w
     stats = w.run(install_signals=False)
     assert consumer.restarts == 1 and stats.consumer_restarts == 1
     assert consumer.applied_before_restart == [0], "what the stuck consumer returned is applied first"
     assert ref[1].offsets == [0, 1], "the new consumer's records are applied too"
     assert any("consumer group rebalancing for" in ln for ln in lines)
+    assert metrics.registry.get_sample_value("reporting_consumer_restarts_total", {"reason": "rebalance"}) == 1
     assert any(ln.startswith("restarting the Kafka consumer: the consumer group's rebalance has not finished")
                for ln in lines)
