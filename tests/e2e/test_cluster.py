@@ -58,6 +58,11 @@ CLUSTER = {
     "reporting.backend": "postgres",
 }
 REPORT: list[dict] = []
+# The cluster's ports sit below Linux's ephemeral range (32768-60999): it starts while the session's stack
+# holds hundreds of client connections, and one of them once held the MariaDB port (53456) as its local
+# port for longer than the start retries (clean-clone `make test`, 2026-12-02). With the e2e offset 100:
+# PostgreSQL 27582-27585, MariaDB 25456, Kafka 31242-31244 (+ controllers), Connect 30233-30234.
+CLUSTER_PORT_SHIFT = 50 - 27900
 
 
 # ------------------------------------------------------------------------------------------ the cluster
@@ -71,7 +76,7 @@ def cluster():
     state = base / "cluster"
     estate_file = write_estate(base / "cluster-estate", **{"state_dir": str(state), **CLUSTER})
     env = {"REPORTING_ESTATE": str(estate_file), "REPORTING_STATE_DIR": str(state),
-           "REPORTING_PORT_OFFSET": str(int(E2E_ENV["REPORTING_PORT_OFFSET"]) + 50),
+           "REPORTING_PORT_OFFSET": str(int(E2E_ENV["REPORTING_PORT_OFFSET"]) + CLUSTER_PORT_SHIFT),
            "REPORTING_JVM_DIR": E2E_ENV["REPORTING_JVM_DIR"], "REPORTING_BACKEND": "postgres"}
     with environ_overlay(env):
         settings = Settings.load()
