@@ -18,7 +18,7 @@ full set: one kill of each kind in turn, then
 all three at once in three rounds, longer traffic. Each scenario's figures are printed and
 written to <cluster state>/cluster-report.json.
 
-The cluster has its own state folder (<e2e state>/cluster) and ports (the e2e offset + 50), so it runs
+The cluster has its own state folder (<e2e state>/cluster) and ports (CLUSTER_PORT_SHIFT), so it runs
 beside the single-node e2e stack of the same session without touching it.
 """
 
