@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.apply.backend import ApplyBatch, ApplyResult
 from pipelines.apply.worker import Worker
 from pipelines.cdc.events import Record
 from pipelines.kafka.stall import StallWatch
+from tests.unit.apply.test_worker_linger import FakeBackend, plan
 
 pytestmark = pytest.mark.unit
 
@@ -75,30 +75,15 @@ class StuckThenFine:
         return self.restarts > 0
 
     def restart(self):
-        self.applied_before_restart = list(self.worker_ref[1].offsets)
+        self.applied_before_restart = [o for b in self.worker_ref[1].batches for o in b]
         self.restarts += 1
 
     def commit_hint(self, offsets):
         pass
 
 
-class Backend:
-    def __init__(self) -> None:
-        self.offsets: list[int] = []
-
-    def apply(self, group: str, batch: ApplyBatch) -> ApplyResult:
-        self.offsets.extend(batch.offsets_seen)  # type: ignore[attr-defined]
-        return ApplyResult(rows=batch.events, dead_letters=0, unappliable_toast=0)
-
-
-def plan(records: list[Record]) -> ApplyBatch:
-    batch = ApplyBatch([], [], {("t", 0): records[-1].offset + 1}, events=len(records))
-    batch.offsets_seen = [r.offset for r in records]  # type: ignore[attr-defined]
-    return batch
-
-
 def test_the_worker_applies_what_it_holds_then_opens_a_new_consumer_and_goes_on():
-    ref: list = [None, Backend()]
+    ref: list = [None, FakeBackend()]
     consumer = StuckThenFine(ref)
     lines: list[str] = []
     from pipelines.metrics import PipelineMetrics
@@ -110,7 +95,7 @@ def test_the_worker_applies_what_it_holds_then_opens_a_new_consumer_and_goes_on(
     stats = w.run(install_signals=False)
     assert consumer.restarts == 1 and stats.consumer_restarts == 1
     assert consumer.applied_before_restart == [0], "what the stuck consumer returned is applied first"
-    assert ref[1].offsets == [0, 1], "the new consumer's records are applied too"
+    assert [o for b in ref[1].batches for o in b] == [0, 1], "the new consumer's records are applied too"
     assert any("consumer group rebalancing for" in ln for ln in lines)
     assert metrics.registry.get_sample_value("reporting_consumer_restarts_total", {"reason": "rebalance"}) == 1
     assert any(ln.startswith("restarting the Kafka consumer: the consumer group's rebalance has not finished")
