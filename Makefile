@@ -51,7 +51,7 @@ test-faults: install
 	$(BIN)/reporting stack install
 	REPORTING_FAULTS_FULL=1 $(BIN)/pytest -m faults
 
-## Superset on the reporting database, read in a real browser (tests/e2e/test_superset.py; 4 min, ~9 on a fresh machine).
+## Superset on the reporting database, read in a real browser (tests/e2e/test_superset.py, also in `make test`; ~4.5 min).
 test-bi: install
 	$(BIN)/reporting stack install
 	$(BIN)/pytest -m bi tests/e2e/test_superset.py; status=$$?; \

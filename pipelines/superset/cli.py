@@ -1,4 +1,4 @@
-"""`reporting bi ...`: connection values for BI tools, and Superset (`reporting bi superset up|down|status|provision`)."""
+"""`reporting bi ...`: connection values for BI tools, and Superset (`reporting bi superset install|up|down|status|provision`)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,16 @@ def connection_info() -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         _say(f"{key.ljust(width)}  {value}")
+
+
+@superset_app.command("install")
+@_friendly
+def superset_install() -> None:
+    """Install Superset's venv and initialise its metadata database, without starting it (first `up` is then quick)."""
+    from pipelines.superset.server import install
+
+    install(_root()._settings(), say=_say)
+    _say("superset: installed; `reporting bi superset up` starts it")
 
 
 @superset_app.command("up")

@@ -1,10 +1,12 @@
-"""`reporting bi superset up | down | status`: Superset's web server (gunicorn, one worker) from its own venv.
+"""`reporting bi superset install | up | down | status`: Superset's web server (gunicorn, one worker) from
+its own venv.
 
-`up`: install the venv from the lock if needed (`venv.ensure_venv`), generate the secrets and
-superset_config.py, initialise the metadata database once (`superset db upgrade`, `superset init`, the
-admin user), start gunicorn on the estate's host:port with a pid file, wait until `/health` answers, then
-provision the database connection, datasets and dashboards (`provision`). Everything is local: no
-example data, no network at run time. `down` stops exactly the process of the pid file and its children.
+`install` (also the first step of `up`): install the venv from the lock if needed (`venv.ensure_venv`),
+generate the secrets and superset_config.py, initialise the metadata database once (`superset db upgrade`,
+`superset init`, the admin user). `up` then starts gunicorn on the estate's host:port with a pid file, waits
+until `/health` answers, and provisions the database connection, datasets and dashboards (`provision`).
+Everything is local: no example data, no network at run time. `down` stops exactly the process of the pid
+file and its children.
 """
 
 from __future__ import annotations
@@ -114,6 +116,17 @@ def login(settings: Settings) -> SupersetApi:
     return SupersetApi(cfg.url(settings)).login(cfg.superset_section(settings).admin_user, cfg.admin_password(settings))
 
 
+def install(settings: Settings, say: Callable[[str], None] = print) -> dict[str, str]:
+    """Everything `up` needs before it starts the server: the venv, the secrets, superset_config.py and the
+    metadata database with the admin user. Idempotent; returns the server's environment. Run on its own
+    (`reporting bi superset install`) it takes the minutes of a first start out of the first `up`."""
+    ensure_venv(settings, say=say)
+    cfg.write_config(settings)
+    env = _env(settings)
+    _initialise(settings, env, say)
+    return env
+
+
 def up(settings: Settings, say: Callable[[str], None] = print, provision_dashboards: bool = True) -> Provisioned | None:
     sqlalchemy_uri(settings)  # the PostgreSQL backend and its BI password, before anything is installed
     section = cfg.superset_section(settings)
@@ -121,11 +134,8 @@ def up(settings: Settings, say: Callable[[str], None] = print, provision_dashboa
     url = cfg.url(settings)
     pid = proc.live_pid(paths.pid_file)
     if pid is None:
-        ensure_venv(settings, say=say)
+        env = install(settings, say=say)
         started = time.monotonic()
-        cfg.write_config(settings)
-        env = _env(settings)
-        _initialise(settings, env, say)
         proc.ensure_port_free("superset", section.host, cfg.port(settings))
         cmd = [superset_bin(venv_dir(settings), "gunicorn"), "--bind", f"{section.host}:{cfg.port(settings)}",
                "--workers", "1", "--worker-class", "gthread", "--threads", "8", "--timeout", "120",

@@ -16,7 +16,14 @@ from pipelines.superset import config as cfg
 from pipelines.superset.cli import connection_lines
 from pipelines.superset.dbt_docs import model_docs
 from pipelines.superset.provision import load_dashboard, load_dashboards, position_json, sqlalchemy_uri
-from pipelines.superset.venv import LOCK_FILE, STAMP, installed_matches, lock_hash, pinned_requirements
+from pipelines.superset.venv import (
+    LOCK_FILE,
+    STAMP,
+    install_commands,
+    installed_matches,
+    lock_hash,
+    pinned_requirements,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -73,6 +80,17 @@ def test_venv_matches_only_the_lock_it_was_built_from(tmp_path):
 
 
 # --- configuration, secrets, ports -------------------------------------------------------------------------
+def test_install_tries_uv_first_then_the_venvs_pip_both_without_dependency_resolution(tmp_path):
+    venv, uv = tmp_path / "venv", tmp_path / "uv"
+    (tool_a, uv_cmd), (tool_b, pip_cmd) = install_commands(venv, LOCK_FILE, uv=uv)
+    assert (tool_a, tool_b) == ("uv", "pip")
+    assert uv_cmd[:3] == [str(uv), "pip", "install"] and uv_cmd[uv_cmd.index("--python") + 1] == str(venv / "bin" / "python")
+    assert pip_cmd[0] == str(venv / "bin" / "pip")
+    for cmd in (uv_cmd, pip_cmd):
+        assert "--no-deps" in cmd and cmd[cmd.index("-r") + 1] == str(LOCK_FILE)
+    assert [tool for tool, _ in install_commands(venv, LOCK_FILE, uv=None)] == ["pip"]
+
+
 def test_config_keeps_everything_in_the_state_folder_and_no_secret(tmp_path):
     home = tmp_path / "superset"
     text = cfg.render_config(home)
