@@ -754,6 +754,14 @@ bench_app = typer.Typer(help="Benchmarks (never part of the test run): results g
 app.add_typer(bench_app, name="bench")
 
 
+@bench_app.callback()
+def bench_options(docs_images: bool = typer.Option(
+        False, "--docs-images", help="Also copy the plot over docs/img/bench-<kind>.png (the documented run).")) -> None:
+    from pipelines.bench.plot import set_docs_images
+
+    set_docs_images(docs_images)
+
+
 @bench_app.command("apply")
 @friendly
 def bench_apply_cmd(

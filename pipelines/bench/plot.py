@@ -1,5 +1,6 @@
-"""PNG plots of benchmark results (matplotlib, headless): next to the results file and as the latest
-copy in docs/img/bench-<kind>.png (what docs/benchmarks.md shows)."""
+"""PNG plots of benchmark results (matplotlib, headless): next to the results file and, when asked for
+(`reporting bench --docs-images ...`), as the copy in docs/img/bench-<kind>.png that docs/benchmarks.md shows
+and captions with its run: a plain run never replaces the documented picture."""
 
 from __future__ import annotations
 
@@ -21,12 +22,22 @@ def _plt():
     return plt
 
 
+_docs_images = False
+
+
+def set_docs_images(enabled: bool) -> None:
+    """Copy each new plot over docs/img/bench-<kind>.png too (off by default)."""
+    global _docs_images
+    _docs_images = bool(enabled)
+
+
 def _save(fig, kind: str, at: str, latest: str | None = None) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    IMG_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{kind}-{at}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    shutil.copyfile(path, IMG_DIR / f"bench-{latest or kind}.png")
+    if _docs_images:
+        IMG_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, IMG_DIR / f"bench-{latest or kind}.png")
     return path
 
 

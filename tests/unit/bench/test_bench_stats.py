@@ -78,3 +78,21 @@ def test_plot_labels_name_the_planner_processes():
     assert _label("ours_postgres_p2") == "ours → PostgreSQL\n+2 planner processes"
     assert _label("ours_postgres") == "ours → PostgreSQL"  # 'postgres' holds no planner suffix
     assert _color("ours_duckdb_p2") != _color("ours_duckdb") and _color("ours_duckdb_p2").startswith("#")
+
+
+def test_a_plot_replaces_the_documented_picture_only_when_asked(tmp_path, monkeypatch):
+    from pipelines.bench import plot
+
+    monkeypatch.setattr(plot, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(plot, "IMG_DIR", tmp_path / "img")
+    plt = plot._plt()
+    try:
+        fig = plt.figure()
+        path = plot._save(fig, "e2e", "20261202-000000", latest="e2e-duckdb")
+        assert path.exists() and not (tmp_path / "img").exists()
+        plot.set_docs_images(True)
+        plot._save(fig, "e2e", "20261202-000001", latest="e2e-duckdb")
+        assert (tmp_path / "img" / "bench-e2e-duckdb.png").read_bytes() == (tmp_path / "results" / "e2e-20261202-000001.png").read_bytes()
+    finally:
+        plot.set_docs_images(False)
+        plt.close("all")
