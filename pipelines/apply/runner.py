@@ -212,7 +212,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
                             say=say, after_batch=after_batch, pool=pool, faults=faults,
                             max_retries=pipeline.max_retries, metrics=metrics, linger_s=linger_ms / 1000.0,
-                            max_records=max_records,
+                            max_records=max_records, stall_restart_s=pipeline.stall_restart_s,
                             replica_cpu=(lambda: publisher.cpu_s) if publisher is not None else None)
             stats = worker.run(until_caught_up=until_caught_up, install_signals=install_signals)
             if publisher is not None:

@@ -219,6 +219,9 @@ class Dagster(_Model):
     schedules: Schedules = Schedules()
 
 
+STALL_RESTART_S_DEFAULT = 120.0
+"""pipeline.stall_restart_s: the same default as pipelines/kafka/stall.py (a unit test keeps them equal)."""
+
 LINGER_MS_DEFAULT = 250
 """pipeline.linger_ms: measured trade-off of CPU per event against latency, docs/benchmarks.md section 8."""
 
@@ -238,6 +241,9 @@ class Pipeline(_Model):
         "Streaming: a fetch waits on the broker up to N ms for more records and at most one batch is cut every "
         "N ms; records arriving meanwhile are applied together. More: fewer fetches and transactions, less CPU "
         "per event, up to N ms more latency; 0 = every record at once (docs/benchmarks.md section 8)."))
+    stall_restart_s: float = Field(STALL_RESTART_S_DEFAULT, ge=10, le=3600, description=(
+        "Streaming: a consumer whose group rebalance has not finished, or that fetched nothing while records "
+        "waited, for this long is opened anew (docs/operations.md)."))
 
 
 class Superset(_Model):

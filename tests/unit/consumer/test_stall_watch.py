@@ -100,3 +100,17 @@ def test_the_worker_applies_what_it_holds_then_opens_a_new_consumer_and_goes_on(
     assert metrics.registry.get_sample_value("reporting_consumer_restarts_total", {"reason": "rebalance"}) == 1
     assert any(ln.startswith("restarting the Kafka consumer: the consumer group's rebalance has not finished")
                for ln in lines)
+
+
+def test_the_bound_is_an_estate_key_with_the_stall_modules_default():
+    from pydantic import ValidationError
+
+    from pipelines.config.model import STALL_RESTART_S_DEFAULT, Pipeline
+    from pipelines.kafka.stall import STALL_RESTART_S
+
+    assert Pipeline().stall_restart_s == STALL_RESTART_S_DEFAULT == STALL_RESTART_S
+    assert Pipeline(stall_restart_s=300).stall_restart_s == 300
+    with pytest.raises(ValidationError, match="stall_restart_s"):
+        Pipeline(stall_restart_s=1)
+    worker = Worker(FakeBackend(), consumer=None, planner=plan, group="g", stall_restart_s=300)
+    assert worker.stall.limit_s == 300
