@@ -80,6 +80,11 @@ class Settings:
         return duck.path if duck else self.state_dir / "reportingdb.duckdb"
 
     @property
+    def ducklake(self):
+        """The estate's `reporting.ducklake` section (None when not declared)."""
+        return self.estate.reporting.ducklake
+
+    @property
     def kafka_bootstrap(self) -> str:
         return self.estate.kafka.bootstrap
 

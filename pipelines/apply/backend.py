@@ -136,6 +136,7 @@ class Backend(ABC):
     """One reporting database. Subclasses provide connection, staging and SQL execution."""
 
     dialect: str
+    keyless: bool = False  # tables without primary keys (DuckLake): upserts as MERGE, see apply/sql.py
     before_commit_hooks: list  # callables run inside the transaction just before COMMIT (fault tests)
 
     # -- primitives -------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class Backend(ABC):
                     if count_sql:
                         toast_missing += int(self.query(count_sql)[0][0])
                     for stmt in apply_sql.apply_statements(tb.contract, rel, keep_cols, tb.has_deletes,
-                                                           **self._merge_shortcuts(tb.contract)):
+                                                           keyless=self.keyless, **self._merge_shortcuts(tb.contract)):
                         self.execute(stmt)
                     self.unstage(name)
                     if tb.has_deletes:
@@ -220,7 +221,8 @@ class Backend(ABC):
                     self._noted_truncate(tb.contract)
                 for (position, source_ts), (stored, rows_deleted) in zip(truncates, counted, strict=True):
                     # after the rows: the batch's changes newer than the truncate are kept
-                    for sql, params in apply_sql.truncate_statements(tb.contract, position, source_ts, rows_deleted):
+                    for sql, params in apply_sql.truncate_statements(tb.contract, position, source_ts, rows_deleted,
+                                                                     keyless=self.keyless):
                         self.execute(sql, params)
                     applied.append(TruncateApplied(tb.contract.physical_name, position, source_ts, rows_deleted,
                                                    tb.contract.delete_semantics,
@@ -231,10 +233,11 @@ class Backend(ABC):
                 self._write_status(status)
             for dl in batch.dead_letters:
                 # redelivery (offsets reset, crash before commit) must not duplicate a dead letter
+                id_col, id_val = self._dead_letter_id()
                 self.execute(
-                    "INSERT INTO _pipeline.dead_letters (topic, kafka_partition, kafka_offset, stage, reason, "
+                    f"INSERT INTO _pipeline.dead_letters ({id_col}topic, kafka_partition, kafka_offset, stage, reason, "
                     "source_table, target_table, record_key, record_value, first_seen_at) "
-                    f"SELECT {self._p(9)}, now() WHERE NOT EXISTS (SELECT 1 FROM _pipeline.dead_letters d "
+                    f"SELECT {id_val}{self._p(9)}, now() WHERE NOT EXISTS (SELECT 1 FROM _pipeline.dead_letters d "
                     f"WHERE d.topic = {self._p(1)} AND d.kafka_partition = {self._p(1)} AND d.kafka_offset = {self._p(1)}"
                     f" AND coalesce(d.target_table, '') = coalesce({self._p(1)}, ''))",
                     (dl.topic, dl.partition, dl.offset, dl.stage, dl.reason[:2000], dl.source_table,
@@ -265,6 +268,10 @@ class Backend(ABC):
                            truncates=tuple(applied))
 
     # -- per-batch bookkeeping statements; a backend with a single writer may take shortcuts ----------
+    def _dead_letter_id(self) -> tuple[str, str]:
+        """(column list prefix, value prefix) giving a new dead letter its id; empty: the column's default."""
+        return "", ""
+
     def _merge_shortcuts(self, contract: Contract) -> dict[str, bool]:
         """`apply_statements` options this backend can prove safe (none by default: several writers)."""
         return {}

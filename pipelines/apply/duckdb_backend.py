@@ -121,6 +121,10 @@ class DuckDbBackend(Backend):
             self._truncated = set()
         self._truncated.add(contract.physical_name)
 
+    def _only_missing(self, exists_sql: str) -> str:
+        """The tail of an INSERT ... SELECT that inserts only rows not stored yet (`exists_sql` finds one)."""
+        return f" WHERE NOT EXISTS ({exists_sql})" if self.keyless else " ON CONFLICT DO NOTHING"
+
     def _write_status(self, status: list[tuple]) -> None:
         values = ", ".join(["(?, CAST(? AS TIMESTAMPTZ), CAST(? AS BIGINT))"] * len(status))
         params = [v for row in status for v in row]
@@ -131,7 +135,8 @@ class DuckDbBackend(Backend):
         if updated < len(status):  # a table's first batch: insert it (the updated ones are left alone)
             self.execute(
                 "INSERT INTO _pipeline.table_status (physical_name, newest_source_ts, last_applied_at, rows_applied) "
-                f"SELECT name, ts, now(), n FROM (VALUES {values}) AS v(name, ts, n) ON CONFLICT DO NOTHING", params)
+                f"SELECT name, ts, now(), n FROM (VALUES {values}) AS v(name, ts, n)"
+                + self._only_missing("SELECT 1 FROM _pipeline.table_status t WHERE t.physical_name = v.name"), params)
 
     def _write_offsets(self, group: str, offsets: list[tuple[tuple[str, int], int]]) -> None:
         values = ", ".join(["(?, CAST(? AS INTEGER), CAST(? AS BIGINT))"] * len(offsets))
@@ -143,5 +148,7 @@ class DuckDbBackend(Backend):
         if updated < len(offsets):  # a partition's first batch
             self.execute(
                 "INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
-                f"SELECT ?, topic, part, n, now() FROM (VALUES {values}) AS v(topic, part, n) ON CONFLICT DO NOTHING",
-                [group, *params])
+                f"SELECT ?, topic, part, n, now() FROM (VALUES {values}) AS v(topic, part, n)"
+                + self._only_missing("SELECT 1 FROM _pipeline.offsets o WHERE o.consumer_group = ? AND o.topic = v.topic "
+                                     "AND o.kafka_partition = v.part"),
+                [group, *params, *([group] if self.keyless else [])])

@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pipelines.contract.ddl import provenance_columns, quote_ident, sql_type
 from pipelines.contract.model import Contract
 
@@ -24,9 +26,22 @@ SCHEMA = "_pipeline"
 
 
 def pipeline_ddl(dialect: str) -> list[str]:
+    """DuckLake has neither constraints nor sequences: its tables are the same without keys, and a dead
+    letter's id is given by the insert (the writer's max + 1, see DuckLakeBackend)."""
+    stmts = [_unconstrained(s) for s in _pipeline_ddl(dialect)] if dialect == "ducklake" else _pipeline_ddl(dialect)
+    return stmts
+
+
+def _unconstrained(stmt: str) -> str:
+    """A CREATE TABLE of `_pipeline` without its PRIMARY KEY (inline or as a table constraint)."""
+    stmt = stmt.replace(" PRIMARY KEY,", " NOT NULL,")
+    return re.sub(r",\s*PRIMARY KEY \([^)]*\)\)$", ")", stmt)
+
+
+def _pipeline_ddl(dialect: str) -> list[str]:
     big = "BIGINT"
     ts = "TIMESTAMPTZ"
-    seq = "BIGSERIAL" if dialect == "postgres" else "BIGINT DEFAULT nextval('_pipeline.dead_letter_seq')"
+    seq = {"postgres": "BIGSERIAL", "duckdb": "BIGINT DEFAULT nextval('_pipeline.dead_letter_seq')"}.get(dialect, "BIGINT")
     blob = "BYTEA" if dialect == "postgres" else "BLOB"
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"]
     if dialect == "duckdb":
@@ -66,8 +81,10 @@ def deleted_keys_ddl(contract: Contract, dialect: str) -> str:
             if c.name in contract.primary_key]
     cols.append('  "_source_position" BIGINT NOT NULL')
     pk = ", ".join(quote_ident(k) for k in contract.primary_key)
+    if dialect != "ducklake":
+        cols.append(f"  PRIMARY KEY ({pk})")
     return (f"CREATE TABLE IF NOT EXISTS {SCHEMA}.{quote_ident(deleted_keys_table(contract))} (\n"
-            + ",\n".join(cols) + f",\n  PRIMARY KEY ({pk})\n)")
+            + ",\n".join(cols) + "\n)")
 
 
 def all_columns(contract: Contract) -> list[str]:

@@ -63,7 +63,25 @@ def _open_backend_once(settings: Settings) -> Backend:
         from pipelines.apply.postgres_backend import PostgresBackend
 
         return PostgresBackend(reporting_pg_conninfo(settings))
-    raise ValueError(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb' or 'postgres'")
+    if settings.backend == "ducklake":
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+
+        return DuckLakeBackend(ducklake_target(settings))
+    raise ValueError(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb', 'postgres' or 'ducklake'")
+
+
+def ducklake_target(settings: Settings, say: Callable[[str], None] | None = None):
+    """Where the estate's DuckLake lives and its engine (the venv is installed on first use)."""
+    from pipelines.apply.ducklake_backend import DuckLakeTarget
+    from pipelines.ducklake.venv import ensure_venv, extension_files
+
+    lake = settings.ducklake
+    if lake is None:
+        raise ValueError(f"{settings.estate.path}: reporting.ducklake is not declared")
+    venv = ensure_venv(settings, say=say or log.info)
+    return DuckLakeTarget(catalog=lake.catalog, data_path=lake.data_path, python=venv / "bin" / "python",
+                          extensions=tuple(extension_files(venv)), log=settings.log_dir / "ducklake-engine.log",
+                          inlining_rows=lake.inlining_rows)
 
 
 def reporting_pg_conninfo(settings: Settings, role: str = "writer") -> str:

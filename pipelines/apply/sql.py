@@ -38,8 +38,11 @@ def _on(contract: Contract, left: str, right: str) -> str:
 
 
 def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str], has_deletes: bool,
-                     deletes_stored: bool = True, truncated: bool = True) -> list[str]:
+                     deletes_stored: bool = True, truncated: bool = True, keyless: bool = False) -> list[str]:
     """Statements (in order) applying relation `staged` to the contract's table.
+
+    `keyless`: the tables have no primary key (DuckLake), so the deleted keys are recorded by a MERGE
+    instead of INSERT ... ON CONFLICT (same effect: the newest delete position per key).
 
     `deletes_stored=False` / `truncated=False`: the caller knows that `_pipeline.<table>__deleted` is empty /
     that no truncate of the table was ever applied (a single writer, see DuckDbBackend), so the MERGE reads
@@ -79,21 +82,33 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
         conditions.append(f's."_source_position" > {_truncated_position(contract)}')
     source = (f"(SELECT s.* FROM {staged} s{joined} WHERE {' AND '.join(conditions)})" if conditions else staged)
     branches = []
+    if soft and has_deletes and keyless:
+        # DuckLake takes one UPDATE action per MERGE: the delete and the upsert branch below as one, by CASE
+        image = [f"{q(c)} = CASE WHEN s.\"_is_delete\" AND NOT s.\"_has_values\" THEN t.{q(c)} ELSE {value(c)} END"
+                 for c in non_key]
+        branches.append(
+            'WHEN MATCHED AND s."_source_position" > t."_source_position" THEN UPDATE SET '
+            + ", ".join(image + ['"_deleted_at" = CASE WHEN s."_is_delete" THEN s."_source_ts" END',
+                                 '"_op" = CASE WHEN s."_is_delete" THEN \'d\' ELSE s."_op" END',
+                                 '"_source_position" = s."_source_position"', '"_source_ts" = s."_source_ts"',
+                                 '"_ingested_at" = now()']))
     if soft and has_deletes:
         # a delete that superseded an upsert in its batch carries that last image (`_has_values`): the
         # soft-deleted row then holds the same values whatever the batch boundaries were
         image = [f"{q(c)} = CASE WHEN s.\"_has_values\" THEN {value(c)} ELSE t.{q(c)} END" for c in non_key]
-        branches.append(
-            'WHEN MATCHED AND s."_is_delete" AND s."_source_position" > t."_source_position" THEN UPDATE SET '
-            + ", ".join(image + ['"_deleted_at" = s."_source_ts"', '"_op" = \'d\'',
-                                 '"_source_position" = s."_source_position"', '"_source_ts" = s."_source_ts"',
-                                 '"_ingested_at" = now()']))
+        if not keyless:
+            branches.append(
+                'WHEN MATCHED AND s."_is_delete" AND s."_source_position" > t."_source_position" THEN UPDATE SET '
+                + ", ".join(image + ['"_deleted_at" = s."_source_ts"', '"_op" = \'d\'',
+                                     '"_source_position" = s."_source_position"', '"_source_ts" = s."_source_ts"',
+                                     '"_ingested_at" = now()']))
         deleted_vals = [f"s.{q(c)}" for c in cols] + ['s."_source_position"', 's."_source_ts"', "now()", "'d'",
                                                          's."_source_ts"']
         branches.append(f'WHEN NOT MATCHED AND s."_is_delete" AND s."_has_values" AND {no_keep} THEN INSERT '
                         f"({', '.join(q(c) for c in insert_cols)}) VALUES ({', '.join(deleted_vals)})")
-    branches.append('WHEN MATCHED AND NOT s."_is_delete" AND s."_source_position" > t."_source_position" '
-                    f"THEN UPDATE SET {', '.join(set_upsert)}")
+    if not (soft and has_deletes and keyless):
+        branches.append('WHEN MATCHED AND NOT s."_is_delete" AND s."_source_position" > t."_source_position" '
+                        f"THEN UPDATE SET {', '.join(set_upsert)}")
     branches.append(f'WHEN NOT MATCHED AND NOT s."_is_delete" AND {no_keep} THEN INSERT '
                     f"({', '.join(q(c) for c in insert_cols)}) VALUES ({', '.join(insert_vals)})")
     stmts = [f"MERGE INTO {target} AS t USING {source} AS s ON {_on(contract, 't', 's')}\n" + "\n".join(branches)]
@@ -101,11 +116,20 @@ def apply_statements(contract: Contract, staged: str, keep_columns: Sequence[str
         if not soft:
             stmts.append(f"DELETE FROM {target} AS t USING {staged} AS s WHERE {_on(contract, 't', 's')} "
                          f'AND s."_is_delete" AND s."_source_position" > t."_source_position"')
-        stmts.append(
-            f"INSERT INTO {deleted} ({', '.join(keys)}, \"_source_position\") "
-            f"SELECT {', '.join(keys)}, \"_source_position\" FROM {staged} WHERE \"_is_delete\" "
-            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET \"_source_position\" = "
-            f"GREATEST({deleted}.\"_source_position\", excluded.\"_source_position\")")
+        if keyless:
+            stmts.append(
+                f"MERGE INTO {deleted} AS d USING (SELECT {', '.join(keys)}, \"_source_position\" FROM {staged} "
+                f"WHERE \"_is_delete\") AS s ON {_on(contract, 'd', 's')} "
+                "WHEN MATCHED AND s.\"_source_position\" > d.\"_source_position\" THEN UPDATE SET "
+                "\"_source_position\" = s.\"_source_position\" "
+                f"WHEN NOT MATCHED THEN INSERT ({', '.join(keys)}, \"_source_position\") "
+                f"VALUES ({', '.join('s.' + k for k in keys)}, s.\"_source_position\")")
+        else:
+            stmts.append(
+                f"INSERT INTO {deleted} ({', '.join(keys)}, \"_source_position\") "
+                f"SELECT {', '.join(keys)}, \"_source_position\" FROM {staged} WHERE \"_is_delete\" "
+                f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET \"_source_position\" = "
+                f"GREATEST({deleted}.\"_source_position\", excluded.\"_source_position\")")
     return stmts
 
 
@@ -124,8 +148,8 @@ def truncate_count_sql(contract: Contract, position: int, since: int = -1) -> tu
             f'AND "_source_position" < ?{live}', [since, position])
 
 
-def truncate_statements(contract: Contract, position: int, source_ts: object, rows_deleted: int
-                        ) -> list[tuple[str, list]]:
+def truncate_statements(contract: Contract, position: int, source_ts: object, rows_deleted: int,
+                        keyless: bool = False) -> list[tuple[str, list]]:
     """A source truncate at `position` (commit time `source_ts`, may be None) applied to the table, as
     (SQL with `?` placeholders, parameters) pairs.
 
@@ -143,6 +167,15 @@ def truncate_statements(contract: Contract, position: int, source_ts: object, ro
     else:
         delete = (f'DELETE FROM {target} WHERE "_source_position" < ?', [position])
     t = f"{PIPELINE_SCHEMA}.truncates"
+    if keyless:  # no key to conflict on (DuckLake): the same newest-wins upsert as a MERGE
+        record = (f"MERGE INTO {t} AS t USING (SELECT CAST(? AS VARCHAR) AS physical_name, CAST(? AS BIGINT) AS p, "
+                  "CAST(? AS TIMESTAMPTZ) AS ts, CAST(? AS BIGINT) AS n) AS s ON t.physical_name = s.physical_name "
+                  'WHEN MATCHED AND s.p > t."_source_position" THEN UPDATE SET "_source_position" = s.p, '
+                  '"_source_ts" = s.ts, applied_at = now(), rows_deleted = s.n '
+                  'WHEN NOT MATCHED THEN INSERT (physical_name, "_source_position", "_source_ts", applied_at, '
+                  "rows_deleted) VALUES (s.physical_name, s.p, s.ts, now(), s.n)",
+                  [contract.physical_name, position, source_ts, rows_deleted])
+        return [delete, record]
     record = (f'INSERT INTO {t} (physical_name, "_source_position", "_source_ts", applied_at, rows_deleted) '
               f"VALUES (?, ?, CAST(? AS TIMESTAMPTZ), now(), ?) ON CONFLICT (physical_name) DO UPDATE SET "
               f'"_source_position" = excluded."_source_position", "_source_ts" = excluded."_source_ts", '

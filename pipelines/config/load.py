@@ -31,7 +31,7 @@ BUNDLED_ESTATE = REPO_ROOT / "reporting.yaml"
 ESTATE_ENV = "REPORTING_ESTATE"
 
 _PATH_KEYS = {"state_dir", "env_file", "contracts", "dbt_project", "connector", "projection", "schema_sql",
-              "ca_file", "path", "home", "file"}
+              "ca_file", "path", "home", "file", "catalog", "data_path"}
 _ENV_OVERRIDES = {("pipeline", "planners"): "REPORTING_PLANNERS", ("pipeline", "max_retries"): "REPORTING_APPLY_MAX_RETRIES", ("reporting", "backend"): "REPORTING_BACKEND",
                   ("reporting", "duckdb", "path"): "REPORTING_DUCKDB_PATH", ("state_dir",): "REPORTING_STATE_DIR"}
 _PORTED = re.compile(r"^(?P<head>.*:)(?P<port>\d+)(?P<tail>/?.*)$")

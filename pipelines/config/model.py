@@ -194,10 +194,21 @@ class PostgresBackend(_Model):
     reader: Login = Field(..., description="The read-only role BI tools use.")
 
 
+class DuckLakeBackend(_Model):
+    """DuckLake: catalog in a SQLite file, data as Parquet files under `data_path` (docs/ducklake.md)."""
+
+    catalog: Path = Field(..., description="The SQLite catalog file (created on first use).")
+    data_path: Path = Field(..., description="Folder of the Parquet data files (created on first use).")
+    inlining_rows: int = Field(0, ge=0, le=100_000, description=(
+        "Changes of up to N rows per table and commit are kept in the catalog instead of new Parquet files "
+        "(DuckLake's data inlining; 0 = off)."))
+
+
 class Reporting(_Model):
-    backend: Literal["duckdb", "postgres"] = "duckdb"
+    backend: Literal["duckdb", "postgres", "ducklake"] = "duckdb"
     duckdb: DuckDbBackend | None = None
     postgres: PostgresBackend | None = None
+    ducklake: DuckLakeBackend | None = None
 
     @model_validator(mode="after")
     def _configured(self) -> Reporting:

@@ -1,4 +1,7 @@
-"""DDL for the physical contract tables, for DuckDB and PostgreSQL, from one model. Pure (returns SQL text).
+"""DDL for the physical contract tables, for DuckDB, PostgreSQL and DuckLake, from one model. Pure (returns SQL text).
+
+DuckLake has no PRIMARY KEY/UNIQUE constraints: its tables are declared without one (key columns stay NOT NULL)
+and the pipeline's writes keep keys unique themselves (MERGE on the key, one change per key per batch).
 
 `reporting.<table>_v<major>` holds the contract columns plus provenance columns written by the
 pipeline. Only identifiers that passed IDENTIFIER_RE are ever placed in SQL, and they are
@@ -12,8 +15,8 @@ from typing import Literal
 from pipelines.contract.model import Column, Contract
 from pipelines.contract.sqltypes import LOGICAL_TYPES, PhysicalType, is_identifier
 
-Dialect = Literal["duckdb", "postgres"]
-DIALECTS: tuple[str, ...] = ("duckdb", "postgres")
+Dialect = Literal["duckdb", "postgres", "ducklake"]
+DIALECTS: tuple[str, ...] = ("duckdb", "postgres", "ducklake")
 SCHEMA = "reporting"
 
 
@@ -63,8 +66,8 @@ def sql_type(column: Column, dialect: Dialect) -> str:
         "smallint": "SMALLINT", "integer": "INTEGER", "bigint": "BIGINT", "boolean": "BOOLEAN",
         "text": "TEXT", "date": "DATE", "time": "TIME", "timestamp": "TIMESTAMP",
         "timestamptz": "TIMESTAMPTZ", "uuid": "UUID",
-        "double": "DOUBLE" if dialect == "duckdb" else "DOUBLE PRECISION",
-        "json": "JSON" if dialect == "duckdb" else "JSONB",
+        "double": "DOUBLE PRECISION" if dialect == "postgres" else "DOUBLE",
+        "json": "JSONB" if dialect == "postgres" else "JSON",
     }
     if base not in simple:
         raise ValueError(f"{column.name}: unsupported base type {base!r}")
@@ -79,7 +82,7 @@ def qualified_name(contract: Contract) -> str:
 def create_table_sql(contract: Contract, dialect: Dialect) -> list[str]:
     """Idempotent statements creating the schema and the contract's physical table.
 
-    Required contract columns are NOT NULL; the primary key is the contract's. Existing tables are
+    Required contract columns are NOT NULL; the primary key is the contract's (none on DuckLake). Existing tables are
     left untouched (IF NOT EXISTS): a compatible minor change that adds a column needs a migration,
     which is not generated here.
     """
@@ -87,7 +90,8 @@ def create_table_sql(contract: Contract, dialect: Dialect) -> list[str]:
     for col in contract.columns + provenance_columns(contract):
         null = " NOT NULL" if col.required else ""
         lines.append(f"  {quote_ident(col.name)} {sql_type(col, dialect)}{null}")
-    lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in contract.primary_key)})")
+    if dialect != "ducklake":
+        lines.append(f"  PRIMARY KEY ({', '.join(quote_ident(k) for k in contract.primary_key)})")
     body = ",\n".join(lines)
     return [
         f"CREATE SCHEMA IF NOT EXISTS {quote_ident(SCHEMA)}",

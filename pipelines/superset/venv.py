@@ -1,34 +1,22 @@
 """Superset's own virtual environment, installed from the pinned lock file committed beside this module.
 
 Superset pins hundreds of packages (Flask, SQLAlchemy 1.4, pandas ...) that must never mix with the
-product's, so it lives in `<state>/superset-venv` and is only ever run as separate processes. The
-install is idempotent: the venv records the SHA-256 of the lock it was built from
-(`<venv>/.lock-sha256`) and a matching venv is left alone; a changed lock rebuilds it from scratch.
+product's, so it lives in `<state>/superset-venv` and is only ever run as separate processes. Install and
+idempotence: `pipelines/toolvenv.py` (uv when present, pip as the fallback; a changed lock rebuilds).
 Run time needs no network: everything is in the venv. REPORTING_SUPERSET_VENV puts the venv elsewhere.
-
-The packages are installed by uv when the product's venv has it (pinned in requirements.lock; ~15 s for
-the whole set on a cold cache against ~3 minutes for pip, measured 2026-12-02), else by the venv's pip;
-a failed uv install is retried once with pip, so an index only pip is configured for still works.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from pipelines import toolvenv
 from pipelines.settings import Settings
-from pipelines.stack.errors import StackError
+from pipelines.toolvenv import STAMP, install_commands  # noqa: F401 - part of this module's interface
 
 LOCK_FILE = Path(__file__).with_name("requirements.lock")
-STAMP = ".lock-sha256"
-
-
 VENV_ENV = "REPORTING_SUPERSET_VENV"
 
 
@@ -40,32 +28,16 @@ def venv_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Pa
 
 
 def lock_hash(lock: Path = LOCK_FILE) -> str:
-    return hashlib.sha256(lock.read_bytes()).hexdigest()
+    return toolvenv.lock_hash(lock)
 
 
 def pinned_requirements(lock: Path = LOCK_FILE) -> dict[str, str]:
-    """{normalised name: version} of the lock; every line must be an exact pin (`name==version`)."""
-    pins: dict[str, str] = {}
-    for number, raw in enumerate(lock.read_text().splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, sep, version = line.partition("==")
-        if not sep or not name.strip() or not version.strip() or any(c in version for c in "<>=!~*,; "):
-            raise StackError(f"{lock}:{number}: {raw.strip()!r} is not an exact pin (name==version)")
-        key = name.strip().lower().replace("_", "-").replace(".", "-")
-        if key in pins:
-            raise StackError(f"{lock}:{number}: {name.strip()} is pinned twice")
-        pins[key] = version.strip()
-    if "apache-superset" not in pins:
-        raise StackError(f"{lock}: apache-superset is not pinned")
-    return pins
+    """{normalised name: version} of the lock; every line must be an exact pin, apache-superset among them."""
+    return toolvenv.pinned_requirements(lock, required="apache-superset")
 
 
 def installed_matches(venv: Path, lock: Path = LOCK_FILE) -> bool:
-    """True when `venv` was built from exactly this lock and its interpreter still runs."""
-    stamp = venv / STAMP
-    return (venv / "bin" / "python").exists() and stamp.exists() and stamp.read_text().strip() == lock_hash(lock)
+    return toolvenv.installed_matches(venv, lock)
 
 
 def superset_bin(venv: Path, name: str = "superset") -> str:
@@ -74,64 +46,5 @@ def superset_bin(venv: Path, name: str = "superset") -> str:
 
 def ensure_venv(settings: Settings, say: Callable[[str], None] = print, lock: Path = LOCK_FILE) -> Path:
     """Create `<state>/superset-venv` from the lock unless it already matches it. Returns the venv."""
-    venv = venv_dir(settings)
-    pins = pinned_requirements(lock)
-    if installed_matches(venv, lock):
-        return venv
-    started = time.monotonic()
-    if venv.exists():
-        say(f"superset: {venv} was built from another lock; rebuilding it")
-        shutil.rmtree(venv)
-    say(f"superset: creating {venv} (apache-superset {pins['apache-superset']}, {len(pins)} pinned packages; "
-        "a few minutes on first use)")
-    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    _run([str(base) if base.exists() else "python3", "-m", "venv", str(venv)], "superset: python -m venv")
-    log = settings.log_dir / "superset-install.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    done = None
-    with log.open("w") as out:
-        for tool, cmd in install_commands(venv, lock):
-            say(f"superset: {tool} install -r {lock.name} (--no-deps: exactly the pinned set; log {log})")
-            out.write(f"$ {' '.join(cmd)}\n")
-            out.flush()
-            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)  # noqa: S603
-            if done.returncode == 0:
-                break
-            say(f"superset: {tool} install failed (exit {done.returncode}; log {log})")
-    if done is None or done.returncode != 0:
-        raise StackError(f"superset: installing from {lock} failed (exit {done.returncode if done else '?'}; "
-                         f"log {log})", _tail(log))
-    _run([str(venv / "bin" / "pip"), "check"], "superset: pip check")
-    (venv / STAMP).write_text(lock_hash(lock) + "\n")
-    say(f"superset: installed in {time.monotonic() - started:.0f}s")
-    return venv
-
-
-def uv_bin() -> Path | None:
-    """uv beside the running interpreter (the product's venv), if installed there."""
-    uv = Path(sys.executable).parent / "uv"
-    return uv if uv.exists() else None
-
-
-def install_commands(venv: Path, lock: Path = LOCK_FILE, uv: Path | None | bool = True) -> list[tuple[str, list[str]]]:
-    """The install commands to try in order: uv (when present) first, then the new venv's own pip."""
-    uv_path = uv_bin() if uv is True else (uv or None)
-    pip = ("pip", [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "--no-deps", "-r", str(lock)])
-    if uv_path is None:
-        return [pip]
-    return [("uv", [str(uv_path), "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps",
-                    "--compile-bytecode", "-r", str(lock)]), pip]
-
-
-def _run(cmd: list[str], what: str) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603 - fixed commands
-    if done.returncode != 0:
-        out = (done.stdout + done.stderr).strip()
-        raise StackError(f"{what} failed: {out.splitlines()[-1] if out else done.returncode}", out)
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+    return toolvenv.ensure_tool_venv(venv_dir(settings), lock, settings.log_dir / "superset-install.log",
+                                     "superset", say=say, required="apache-superset")

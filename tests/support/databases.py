@@ -39,3 +39,20 @@ def temp_postgres(name: str = "test") -> Iterator[tuple[PgCluster, str]]:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
+
+
+SHARED_DUCKLAKE_VENV = Path(__file__).resolve().parents[2] / ".state" / "ducklake-venv"
+"""The tests share one DuckLake engine venv (installed on first use, like the Superset venv)."""
+
+
+def ducklake_target(folder: Path):
+    """A fresh DuckLake (SQLite catalog and data folder under `folder`) run by the shared engine venv."""
+    from pipelines import toolvenv
+    from pipelines.apply.ducklake_backend import DuckLakeTarget
+    from pipelines.ducklake.venv import LOCK_FILE, extension_files
+
+    venv = toolvenv.ensure_tool_venv(SHARED_DUCKLAKE_VENV, LOCK_FILE, folder / "ducklake-install.log", "ducklake",
+                                     say=lambda _m: None, required="duckdb")
+    return DuckLakeTarget(catalog=folder / "lake" / "catalog.sqlite", data_path=folder / "lake" / "data",
+                          python=venv / "bin" / "python", extensions=tuple(extension_files(venv)),
+                          log=folder / "ducklake-engine.log")

@@ -38,9 +38,10 @@ def statuses(backend, parts, feeds=None):
 
 
 def insert_dead_letter(backend, offset, stage, reason, target, seen, topic=T, source="public.orders"):
+    id_col, id_val = backend._dead_letter_id()  # DuckLake has no sequences: the insert gives the id
     backend.begin()
-    backend.execute("INSERT INTO _pipeline.dead_letters (topic, kafka_partition, kafka_offset, stage, reason, "
-                    "source_table, target_table, first_seen_at) VALUES (?, 0, ?, ?, ?, ?, ?, ?)",
+    backend.execute(f"INSERT INTO _pipeline.dead_letters ({id_col}topic, kafka_partition, kafka_offset, stage, reason, "
+                    f"source_table, target_table, first_seen_at) SELECT {id_val}?, 0, ?, ?, ?, ?, ?, ?",
                     (topic, offset, stage, reason, source, target, seen))
     backend.commit()
 

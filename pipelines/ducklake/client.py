@@ -1,0 +1,74 @@
+"""The product's side of the DuckLake engine (`engine.py`, run by the DuckLake venv's interpreter).
+
+`EngineProcess` starts the engine, sends one request at a time and returns its answer. An error the engine
+reports is raised here as the product's DuckDB exception class of the same name (duckdb.IOException,
+duckdb.TransactionException, duckdb.BinderException ...), so retry classification (apply/retry.py) and error
+handling treat the DuckLake backend like the DuckDB file; an engine that died raises ConnectionError.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+ENGINE = Path(__file__).with_name("engine.py")
+
+
+def remote_error(name: str, message: str) -> Exception:
+    """The product's duckdb exception class called `name` (duckdb.Error for unknown names)."""
+    cls = getattr(duckdb, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, duckdb.Error)):
+        cls = duckdb.Error
+    return cls(message)
+
+
+def arrow_ipc(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+class EngineProcess:
+    def __init__(self, python: Path, log: Path) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen([str(python), str(ENGINE)], stdin=subprocess.PIPE,  # noqa: S603
+                                     stdout=subprocess.PIPE, stderr=self._log)
+
+    def call(self, op: str, *args):
+        if self.proc.poll() is not None:
+            raise ConnectionError(f"the DuckLake engine exited (code {self.proc.returncode}; log {self._log.name})")
+        data = pickle.dumps((op, *args), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.proc.stdin.write(struct.pack(">I", len(data)) + data)
+            self.proc.stdin.flush()
+            head = self.proc.stdout.read(4)
+            if len(head) < 4:
+                raise ConnectionError(f"the DuckLake engine closed its pipe (log {self._log.name})")
+            answer = pickle.loads(self.proc.stdout.read(struct.unpack(">I", head)[0]))  # noqa: S301 - own engine
+        except (BrokenPipeError, OSError) as exc:
+            raise ConnectionError(f"the DuckLake engine is gone: {exc} (log {self._log.name})") from exc
+        if answer[0] == "ok":
+            return answer[1]
+        raise remote_error(answer[1], answer[2])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call("close")
+            except (ConnectionError, duckdb.Error):
+                pass
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()

@@ -1,0 +1,41 @@
+"""The DuckLake engine's virtual environment, `<state>/ducklake-venv`, from the lock beside this module
+(DuckDB 1.5.5, its ducklake and sqlite_scanner extensions as PyPI wheels, pyarrow): installed on first use
+(pipelines/toolvenv.py: uv, pip as the fallback), idempotent. REPORTING_DUCKLAKE_VENV puts it elsewhere
+(the tests share one venv across their state folders)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pipelines import toolvenv
+from pipelines.settings import Settings
+from pipelines.stack.errors import StackError
+
+LOCK_FILE = Path(__file__).with_name("requirements.lock")
+VENV_ENV = "REPORTING_DUCKLAKE_VENV"
+EXTENSIONS = ("sqlite_scanner", "ducklake")  # loaded in this order (the SQLite catalog needs sqlite_scanner)
+
+
+def venv_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
+    override = (os.environ if environ is None else environ).get(VENV_ENV)
+    return Path(override).resolve() if override else settings.state_dir / "ducklake-venv"
+
+
+def ensure_venv(settings: Settings, say: Callable[[str], None] = print) -> Path:
+    return toolvenv.ensure_tool_venv(venv_dir(settings), LOCK_FILE, settings.log_dir / "ducklake-install.log",
+                                     "ducklake", say=say, required="duckdb")
+
+
+def extension_files(venv: Path) -> list[str]:
+    """The extension files the wheels put into the venv, in load order."""
+    version = toolvenv.pinned_requirements(LOCK_FILE, required="duckdb")["duckdb"]
+    found = []
+    for name in EXTENSIONS:
+        hits = sorted(venv.glob(f"lib/python*/site-packages/duckdb_extension_{name}/extensions/v{version}/"
+                                f"{name}.duckdb_extension"))
+        if not hits:
+            raise StackError(f"{venv}: the {name} extension for DuckDB {version} is missing (reinstall: delete the venv)")
+        found.append(str(hits[0]))
+    return found
