@@ -481,13 +481,28 @@ app.add_typer(estate_app, name="estate")
 @app.command("sql")
 @friendly
 def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="BI role / writer role."),
-        command: str = typer.Option(None, "-c", "--command", help="Run one statement and print the result.")) -> None:
-    """SQL prompt on the reporting DB (PostgreSQL: psql as bi_reader; DuckDB: main file or its read replica)."""
+        command: str = typer.Option(None, "-c", "--command", help="Run one statement and print the result."),
+        as_of: str = typer.Option(None, "--as-of", help="DuckLake: every table as it was at this time "
+                                  "(e.g. 2026-11-30T23:59:59Z).")) -> None:
+    """SQL prompt on the reporting DB (PostgreSQL: psql as bi_reader; DuckDB: main file or its read replica;
+    DuckLake: committed data, or history with --as-of)."""
     from pipelines.bi.sql_shell import open_sql
 
-    code = open_sql(_settings(), read_only=read_only, command=command)
+    code = open_sql(_settings(), read_only=read_only, command=command, as_of=_timestamp(as_of) if as_of else None)
     if code:
         raise typer.Exit(code)
+
+
+def _timestamp(text: str) -> str:
+    """An ISO 8601 time (a trailing Z = UTC; no zone = UTC) as the UTC text DuckLake's SNAPSHOT_TIME takes."""
+    import datetime as dt
+
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"--as-of {text!r}: expected an ISO 8601 time such as 2026-11-30T23:59:59Z") from exc
+    when = when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when.astimezone(dt.UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 @app.command("grants")

@@ -135,8 +135,14 @@ class ApplyResult:
 class Backend(ABC):
     """One reporting database. Subclasses provide connection, staging and SQL execution."""
 
-    dialect: str
+    dialect: str  # the SQL the backend speaks: duckdb or postgres
     keyless: bool = False  # tables without primary keys (DuckLake): upserts as MERGE, see apply/sql.py
+
+    @property
+    def ddl_dialect(self) -> str:
+        """The dialect of the CREATE statements (DuckLake speaks DuckDB SQL but takes no constraints)."""
+        return "ducklake" if self.keyless else self.dialect
+
     before_commit_hooks: list  # callables run inside the transaction just before COMMIT (fault tests)
 
     # -- primitives -------------------------------------------------------------------------
@@ -170,12 +176,12 @@ class Backend(ABC):
         """Create `_pipeline` and every contract table (idempotent)."""
         self.begin()
         try:
-            for stmt in pipeline_ddl(self.dialect):
+            for stmt in pipeline_ddl(self.ddl_dialect):
                 self.execute(stmt)
             for c in contracts:
-                for stmt in create_table_sql(c, self.dialect):
+                for stmt in create_table_sql(c, self.ddl_dialect):
                     self.execute(stmt)
-                self.execute(deleted_keys_ddl(c, self.dialect))
+                self.execute(deleted_keys_ddl(c, self.ddl_dialect))
             self.commit()
         except Exception:
             self.rollback()

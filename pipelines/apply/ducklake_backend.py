@@ -35,12 +35,14 @@ class DuckLakeTarget:
 
 
 class DuckLakeBackend(DuckDbBackend):
-    dialect = "ducklake"
+    dialect = "duckdb"  # DuckDB SQL; `keyless` makes the DDL and the upserts DuckLake's
     keyless = True
 
-    def __init__(self, target: DuckLakeTarget, read_only: bool = False) -> None:  # DuckDbBackend.__init__ opens a file: not called
+    def __init__(self, target: DuckLakeTarget, read_only: bool = False, as_of: str | None = None) -> None:  # DuckDbBackend.__init__ opens a file: not called
         self.path = str(target.catalog)
         self.target = target
+        if as_of is not None and not read_only:
+            raise ValueError("a DuckLake as of a past time can only be read")
         self.read_only = read_only
         self.before_commit_hooks = []
         self._deletes: dict[str, bool] = {}
@@ -52,7 +54,8 @@ class DuckLakeBackend(DuckDbBackend):
         try:
             self.version = self.engine.call("open", {
                 "catalog": f"sqlite:{target.catalog}", "data_path": f"{target.data_path}/", "read_only": read_only,
-                "extensions": list(target.extensions), "inlining": target.inlining_rows or None})
+                "extensions": list(target.extensions), "inlining": target.inlining_rows or None,
+                "snapshot_time": as_of})
         except BaseException:
             self.engine.close()
             raise
@@ -62,6 +65,9 @@ class DuckLakeBackend(DuckDbBackend):
 
     def query(self, sql, params=None):
         return self.engine.call("query", sql, list(params) if params is not None else None)
+
+    def query_described(self, sql, params=None) -> tuple[list[str], list[tuple]]:
+        return self.engine.call("query_described", sql, list(params) if params is not None else None)
 
     def stage(self, name: str, table: pa.Table) -> str:
         self.engine.call("stage", name, arrow_ipc(table))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -93,6 +94,8 @@ def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: s
     largest process's and the tree's summed RSS are reported)."""
     if backend == "postgres":
         fresh_pg_database(settings, target)
+    elif backend == "ducklake":  # a folder: catalog and data files (the engine process is the child's child)
+        shutil.rmtree(target, ignore_errors=True)
     else:
         from pathlib import Path
 
@@ -127,6 +130,17 @@ def run_ours(settings: Settings, topic: str, backend: str, batch: int, target: s
 
 
 def _ours_rows(settings: Settings, backend: str, target: str) -> dict:
+    if backend == "ducklake":
+        from pathlib import Path
+
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+        from pipelines.bench.apply_run import bench_lake
+
+        lake = DuckLakeBackend(bench_lake(settings, Path(target)), read_only=True)
+        try:
+            return compare.canon_v2(lake.query(compare.V2_SELECT))
+        finally:
+            lake.close()
     if backend == "duckdb":
         import duckdb
 
@@ -162,6 +176,7 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
     runs: list[dict] = []
     dbs: list[str] = []
     files: list[str] = []
+    folders: list[str] = []
     try:
         for rep in range(reps):
             order = systems[rep % len(systems):] + systems[:rep % len(systems)]
@@ -182,6 +197,9 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                     if backend == "postgres":
                         target = f"{tag}_pg{pn}_r{rep}"
                         dbs.append(target)
+                    elif backend == "ducklake":
+                        target = str(settings.state_dir / "bench" / f"{tag}_lake{pn}_r{rep}")
+                        folders.append(target)
                     else:
                         target = str(settings.state_dir / "bench" / f"{tag}_duck{pn}_r{rep}.duckdb")
                         files.append(target)
@@ -212,6 +230,8 @@ def bench_peer(events: int = 1_000_000, keys: int = 200_000, reps: int = 3,
                         os.unlink(f + suffix)
                     except FileNotFoundError:
                         pass
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
     summary = summarize_peer(runs, systems)
     doc = {"settings": {"events": events, "keys": keys, "reps": reps, "batch": batch, "seed": seed,
                         "planners": list(planners),

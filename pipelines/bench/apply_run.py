@@ -39,6 +39,16 @@ def bench_parts(routes: dict[str, str], targets: list[str] | None = None):
     return parts
 
 
+def bench_lake(settings, folder: Path):
+    """A DuckLake in `folder` (catalog.sqlite and data/), run by the estate's DuckLake engine venv."""
+    import dataclasses
+
+    from pipelines.apply.runner import ducklake_target
+
+    target = ducklake_target(settings)
+    return dataclasses.replace(target, catalog=folder / "catalog.sqlite", data_path=folder / "data")
+
+
 def run(topic: str | None, backend: str, batch: int, target: str, targets: list[str] | None = None,
         profile: str | None = None, routes: dict[str, str] | None = None,
         until_counts: dict[str, int] | None = None, planners: int = 0) -> dict:
@@ -61,7 +71,12 @@ def run(topic: str | None, backend: str, batch: int, target: str, targets: list[
     parts = bench_parts(routes, targets)
     prefixes = parts.prefixes
     pool = PlannerPool(planners, functools.partial(bench_parts, routes, targets), parts.contracts) if planners else None
-    be = DuckDbBackend(Path(target)) if backend == "duckdb" else PostgresBackend(pg_conninfo(settings, target))
+    if backend == "ducklake":
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+
+        be = DuckLakeBackend(bench_lake(settings, Path(target)))
+    else:
+        be = DuckDbBackend(Path(target)) if backend == "duckdb" else PostgresBackend(pg_conninfo(settings, target))
     be.ensure_schema(list(parts.contracts.values()))
     group = f"bench-{Path(target).stem}"
     prof = None

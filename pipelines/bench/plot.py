@@ -9,8 +9,9 @@ from pathlib import Path
 
 from pipelines.bench.common import IMG_DIR, RESULTS_DIR, split_system
 
-LABELS = {"ours_postgres": "ours → PostgreSQL", "ours_duckdb": "ours → DuckDB", "jdbc_sink": "Debezium JDBC sink\n→ PostgreSQL"}
-COLORS = {"ours_postgres": "#2b6cb0", "ours_duckdb": "#2f855a", "jdbc_sink": "#c05621"}
+LABELS = {"ours_postgres": "ours → PostgreSQL", "ours_duckdb": "ours → DuckDB", "ours_ducklake": "ours → DuckLake",
+          "jdbc_sink": "Debezium JDBC sink\n→ PostgreSQL"}
+COLORS = {"ours_postgres": "#2b6cb0", "ours_duckdb": "#2f855a", "ours_ducklake": "#6b46c1", "jdbc_sink": "#c05621"}
 
 
 def _plt():

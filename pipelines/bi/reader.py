@@ -262,8 +262,22 @@ def open_operator_reading(settings: Settings, now: dt.datetime | None = None) ->
         except psycopg.Error as exc:
             first = str(exc).strip().splitlines()
             raise ReportingDbUnavailable(f"reporting DB (postgres) unavailable: {first[0] if first else exc!r}") from exc
+    if settings.backend == "ducklake":  # readers attach the catalog read-only while the stream writes
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+        from pipelines.apply.runner import ducklake_target
+
+        target = ducklake_target(settings)
+        if not target.catalog.exists():
+            backend = _memory_backend()
+            backend.path = str(target.catalog)
+            return OperatorReading(backend, "none", f"no DuckLake catalog at {target.catalog} yet")
+        try:
+            return OperatorReading(DuckLakeBackend(target, read_only=True), "ducklake")
+        except (duckdb.Error, ConnectionError) as exc:
+            raise ReportingDbUnavailable(f"reporting DB (ducklake) unavailable: {str(exc).splitlines()[0]}") from exc
     if settings.backend != "duckdb":
-        raise ReportingDbUnavailable(f"reporting backend {settings.backend!r}: expected 'duckdb' or 'postgres'")
+        raise ReportingDbUnavailable(f"reporting backend {settings.backend!r}: expected 'duckdb', 'postgres' or "
+                                     "'ducklake'")
     from pipelines.apply.duckdb_backend import DuckDbBackend
 
     main = settings.duckdb_path

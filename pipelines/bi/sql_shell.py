@@ -130,6 +130,30 @@ class DuckDbSql:
             self._session = None
 
 
+class DuckLakeSql(DuckDbSql):
+    """Runs statements on the DuckLake (its engine, read-only unless asked otherwise): committed data while the
+    stream writes, or the whole lake as of a past time (`as_of`, DuckLake's SNAPSHOT_TIME)."""
+
+    def __init__(self, settings: Settings, read_only: bool = True, as_of: str | None = None) -> None:
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+        from pipelines.apply.runner import ducklake_target
+
+        self.settings = settings
+        self.read_only = read_only
+        target = ducklake_target(settings)
+        if not target.catalog.exists():
+            raise ReportingDbUnavailable(f"no DuckLake catalog at {target.catalog} yet (run the pipeline first)")
+        self.lake = DuckLakeBackend(target, read_only=read_only, as_of=as_of)
+        self.source = f"DuckLake {target.catalog}" + (f" as of {as_of}" if as_of else "")
+
+    def run(self, sql: str) -> QueryResult:
+        columns, rows = self.lake.query_described(sql)
+        return QueryResult(columns, rows, self.source)
+
+    def close(self) -> None:
+        self.lake.close()
+
+
 def _cell(value: object) -> Text:
     return Text("" if value is None else str(value))
 
@@ -239,12 +263,14 @@ def _duckdb_prompt(sql: DuckDbSql, settings: Settings, console: Console, errors:
 
 # --------------------------------------------------------------------------- entry point
 def open_sql(settings: Settings | None = None, read_only: bool = True, command: str | None = None,
-             out: TextIO | None = None, err: TextIO | None = None) -> int:
+             out: TextIO | None = None, err: TextIO | None = None, as_of: str | None = None) -> int:
     """`reporting sql [--read-only/--read-write] [-c SQL]`: run one statement, or an interactive prompt.
 
     Returns the exit code (0 success; 1 SQL error; psql's own codes on PostgreSQL). Raises
     ReportingDbUnavailable (one readable line) when the reporting data cannot be opened at all.
     """
+    if as_of is not None and settings.backend != "ducklake":
+        raise ReportingDbUnavailable(f"--as-of needs the ducklake backend (history); this estate uses {settings.backend}")
     if settings.backend == "postgres":
         argv, env = psql_invocation(settings, read_only, command)
         if command is not None:
@@ -253,10 +279,12 @@ def open_sql(settings: Settings | None = None, read_only: bool = True, command: 
             (err or sys.stderr).write(done.stderr)
             return done.returncode
         return _run_foreground(argv, env)
-    if settings.backend != "duckdb":
-        raise ReportingDbUnavailable(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb' or 'postgres'")
+    if settings.backend not in ("duckdb", "ducklake"):
+        raise ReportingDbUnavailable(f"REPORTING_BACKEND={settings.backend!r}: expected 'duckdb', 'postgres' or "
+                                     "'ducklake'")
     console, errors = _console(out or sys.stdout), _console(err or sys.stderr)
-    sql = DuckDbSql(settings, read_only=read_only)
+    sql = (DuckLakeSql(settings, read_only=read_only, as_of=as_of) if settings.backend == "ducklake"
+           else DuckDbSql(settings, read_only=read_only))
     try:
         if command is not None:
             return _duckdb_command(sql, command, console, errors)

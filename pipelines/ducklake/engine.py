@@ -7,8 +7,9 @@ with DuckDB 1.5.5 (`pipelines/ducklake/requirements.lock`), driven over stdin/st
 `pipelines/ducklake/client.py`: one request, one answer, each a length-prefixed pickle. Only the standard
 library, duckdb and pyarrow are imported.
 
-Requests (tuples): ("open", {catalog, data_path, read_only, extensions, inlining}), ("execute", sql, params),
-("query", sql, params), ("stage", name, arrow_ipc_bytes), ("unstage", name), ("close",).
+Requests (tuples): ("open", {catalog, data_path, read_only, extensions, inlining, snapshot_time}),
+("execute", sql, params), ("query", sql, params), ("query_described", sql, params),
+("stage", name, arrow_ipc_bytes), ("unstage", name), ("close",).
 Answers: ("ok", value) or ("error", exception class name, message).
 """
 
@@ -63,6 +64,8 @@ class Engine:
                 options.append(f"DATA_INLINING_ROW_LIMIT {int(cfg['inlining'])}")
         else:
             options.append("READ_ONLY")
+            if cfg.get("snapshot_time"):  # the whole lake as it was then (history)
+                options.append("SNAPSHOT_TIME '" + str(cfg["snapshot_time"]).replace("'", "''") + "'")
         self.con.execute(f"ATTACH 'ducklake:{cfg['catalog']}' AS {self.name} ({', '.join(options)})")
         self.con.execute(f"USE {self.name}")
         return duckdb.__version__
@@ -73,6 +76,13 @@ class Engine:
     def query(self, sql: str, params) -> list[tuple]:
         cur = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
         return [tuple(_plain(v) for v in row) for row in cur.fetchall()]
+
+    def query_described(self, sql: str, params) -> tuple[list[str], list[tuple]]:
+        """(column names, rows); no columns for a statement that returns none."""
+        cur = self.con.execute(sql, params) if params is not None else self.con.execute(sql)
+        if not cur.description:
+            return [], []
+        return [d[0] for d in cur.description], [tuple(_plain(v) for v in row) for row in cur.fetchall()]
 
     def stage(self, name: str, ipc: bytes) -> None:
         import pyarrow as pa

@@ -176,6 +176,11 @@ def iter_stored(backend: Any, contract: Contract, canon: RowCanon, batch: int = 
     """Live rows of the contract table, selected in canonical form, in chunks."""
     sql = f"SELECT {', '.join(canon.select_list(backend.dialect))} FROM {qualified_name(contract)}" \
           + _live_filter(contract)
+    if getattr(backend, "keyless", False):  # DuckLake: rows come over the engine's pipe in one answer
+        rows = backend.query(sql)
+        for start in range(0, len(rows), batch):
+            yield rows[start:start + batch]
+        return
     if backend.dialect == "duckdb":
         reader = backend.conn.sql(sql).to_arrow_reader(batch)
         for record_batch in reader:

@@ -91,7 +91,7 @@ def test_soft_deleted_rows_do_not_depend_on_batch_boundaries(backend, tmp_path):
     parts = load_parts(bundled_estate())
     # DuckLake commits cost ~0.1-1 s each (docs/ducklake.md): 30 batches there instead of 430 (deletes start
     # once 100 keys live)
-    n, keys, step = (630, 120, 21) if backend.dialect == "ducklake" else (3000, 300, 7)
+    n, keys, step = (630, 120, 21) if backend.keyless else (3000, 300, 7)
     events = [Record("orders.public.orders", 0, i, k, v) for i, (k, v) in enumerate(orders_changes(n, keys, 9))]
     q = ('SELECT order_id, order_status, total_amount, "_source_position", "_op", "_deleted_at" IS NULL '
          "FROM reporting.orders_v2 ORDER BY order_id")
