@@ -31,7 +31,7 @@ BUNDLED_ESTATE = REPO_ROOT / "reporting.yaml"
 ESTATE_ENV = "REPORTING_ESTATE"
 
 _PATH_KEYS = {"state_dir", "env_file", "contracts", "dbt_project", "connector", "projection", "schema_sql",
-              "ca_file", "path", "home", "file", "catalog", "data_path"}
+              "ca_file", "path", "home", "file", "catalog", "data_path", "venv"}
 _ENV_OVERRIDES = {("pipeline", "planners"): "REPORTING_PLANNERS", ("pipeline", "max_retries"): "REPORTING_APPLY_MAX_RETRIES", ("reporting", "backend"): "REPORTING_BACKEND",
                   ("reporting", "duckdb", "path"): "REPORTING_DUCKDB_PATH", ("state_dir",): "REPORTING_STATE_DIR"}
 _PORTED = re.compile(r"^(?P<head>.*:)(?P<port>\d+)(?P<tail>/?.*)$")
@@ -121,6 +121,9 @@ def _overrides(data: dict, environ: Mapping[str, str], file: Path) -> dict:
         reporting = dict(reporting)
         if environ.get("REPORTING_BACKEND"):
             reporting["backend"] = environ["REPORTING_BACKEND"]
+        if environ.get("REPORTING_DUCKLAKE_VENV") and isinstance(reporting.get("ducklake"), dict):
+            reporting["ducklake"] = {**reporting["ducklake"],
+                                     "venv": str(Path(environ["REPORTING_DUCKLAKE_VENV"]).resolve())}
         if environ.get("REPORTING_DUCKDB_PATH"):
             duck = dict(reporting.get("duckdb") or {})
             duck["path"] = str(Path(environ["REPORTING_DUCKDB_PATH"]).resolve())

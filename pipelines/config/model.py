@@ -199,6 +199,8 @@ class DuckLakeBackend(_Model):
 
     catalog: Path = Field(..., description="The SQLite catalog file (created on first use).")
     data_path: Path = Field(..., description="Folder of the Parquet data files (created on first use).")
+    venv: Path | None = Field(None, description="The DuckLake engine's venv (default {state_dir}/ducklake-venv; "
+                                                 "REPORTING_DUCKLAKE_VENV overrides).")
     inlining_rows: int = Field(0, ge=0, le=100_000, description=(
         "Changes of up to N rows per table and commit are kept in the catalog instead of new Parquet files "
         "(DuckLake's data inlining; 0 = off)."))

@@ -1,12 +1,11 @@
 """The DuckLake engine's virtual environment, `<state>/ducklake-venv`, from the lock beside this module
 (DuckDB 1.5.5, its ducklake and sqlite_scanner extensions as PyPI wheels, pyarrow): installed on first use
-(pipelines/toolvenv.py: uv, pip as the fallback), idempotent. REPORTING_DUCKLAKE_VENV puts it elsewhere
-(the tests share one venv across their state folders)."""
+(pipelines/toolvenv.py: uv, pip as the fallback), idempotent. `reporting.ducklake.venv` (or
+REPORTING_DUCKLAKE_VENV) puts it elsewhere (the tests share one venv across their state folders)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 from pipelines import toolvenv
@@ -14,13 +13,13 @@ from pipelines.settings import Settings
 from pipelines.stack.errors import StackError
 
 LOCK_FILE = Path(__file__).with_name("requirements.lock")
-VENV_ENV = "REPORTING_DUCKLAKE_VENV"
 EXTENSIONS = ("sqlite_scanner", "ducklake")  # loaded in this order (the SQLite catalog needs sqlite_scanner)
 
 
-def venv_dir(settings: Settings, environ: Mapping[str, str] | None = None) -> Path:
-    override = (os.environ if environ is None else environ).get(VENV_ENV)
-    return Path(override).resolve() if override else settings.state_dir / "ducklake-venv"
+def venv_dir(settings: Settings) -> Path:
+    """`reporting.ducklake.venv` (REPORTING_DUCKLAKE_VENV sets it), else `<state>/ducklake-venv`."""
+    lake = settings.ducklake
+    return lake.venv if lake is not None and lake.venv is not None else settings.state_dir / "ducklake-venv"
 
 
 def ensure_venv(settings: Settings, say: Callable[[str], None] = print) -> Path:
