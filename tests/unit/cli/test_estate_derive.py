@@ -27,7 +27,7 @@ def test_an_invalid_result_is_one_line_and_no_file(cli, tmp_path):
     out = tmp_path / "bad.yaml"
     r = cli("estate", "derive", str(out), "--set", "reporting.backend=oracle")
     assert r.exit_code == 2
-    assert "reporting.backend" in r.output and "'duckdb' or 'postgres'" in r.output
+    assert "reporting.backend" in r.output and "'duckdb', 'postgres' or 'ducklake'" in r.output
     assert not out.exists()
     r = cli("estate", "derive", str(out), "--set", "no-equals-sign")
     assert r.exit_code == 2 and "expected KEY=VALUE" in r.output
