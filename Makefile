@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install demo test test-unit test-e2e test-faults test-bi lint contract-check ui clean-state
+.PHONY: install demo test test-unit test-e2e test-faults test-bi test-ducklake lint contract-check ui clean-state
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ test-faults: install
 test-bi: install
 	$(BIN)/reporting stack install
 	$(BIN)/pytest -m bi tests/e2e/test_superset.py; status=$$?; \
+	$(E2E_ENV) $(BIN)/reporting stack down || true; exit $$status
+
+## The DuckLake backend end to end on the real stack (tests/e2e/test_ducklake_e2e.py; not in `make test`, ~4 min).
+test-ducklake: install
+	$(BIN)/reporting stack install
+	$(BIN)/pytest -m ducklake tests/e2e/test_ducklake_e2e.py; status=$$?; \
 	$(E2E_ENV) $(BIN)/reporting stack down || true; exit $$status
 
 ui: install
