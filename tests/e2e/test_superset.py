@@ -155,12 +155,31 @@ def repo_files_containing(secret: str) -> list[str]:
     return found
 
 
-def login(page, url: str, user: str, password: str) -> None:
-    page.goto(f"{url}/login/")
-    page.fill("#username, input[name=username]", user)
-    page.fill("#password, input[name=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r".*/superset/welcome/.*|.*/dashboard/list.*|.*/superset/.*"), timeout=60_000)
+LOGGED_IN = re.compile(r".*/superset/welcome/.*|.*/dashboard/list.*|.*/superset/.*")
+
+
+def login(page, url: str, user: str, password: str, attempts: int = 3) -> None:
+    """Log in through the form. Superset's login page is a React app: keys typed before it has finished
+    rendering can be lost, and the form then posts empty fields and lands on /login/ again (seen once in a
+    clean-clone run). So wait for the page to settle, check what the fields hold, and try again if the
+    browser is still on the login page; a wrong password fails all attempts."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(1, attempts + 1):
+        page.goto(f"{url}/login/", wait_until="networkidle")
+        user_box = page.locator("#username, input[name=username]").first
+        password_box = page.locator("#password, input[name=password]").first
+        user_box.fill(user)
+        password_box.fill(password)
+        if user_box.input_value() != user or password_box.input_value() != password:
+            continue
+        password_box.press("Enter")
+        try:
+            page.wait_for_url(LOGGED_IN, timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            page.screenshot(path=str(ARTIFACTS / f"superset-login-attempt-{attempt}.png"))
+    raise AssertionError(f"still on {page.url} after {attempts} login attempts as {user!r}")
 
 
 def test_superset_dashboard_shows_the_marts(stack, tmp_path):
