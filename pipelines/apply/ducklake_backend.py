@@ -12,7 +12,7 @@ duckdb.TransactionException), so none of the DuckDB file's single-writer shortcu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,12 +26,27 @@ from pipelines.ducklake.client import EngineProcess, arrow_ipc
 class DuckLakeTarget:
     """Where a DuckLake lives and how to run its engine (built at the edge from the estate)."""
 
-    catalog: Path  # SQLite catalog file
+    catalog: Path | None  # SQLite catalog file (None: the catalog is in PostgreSQL)
     data_path: Path  # folder of the Parquet files
     python: Path  # the DuckLake venv's interpreter
     extensions: tuple[str, ...]  # extension files to LOAD, in order
     log: Path  # the engine's stderr
-    inlining_rows: int = 0
+    inlining_rows: int | None = None  # None: DuckLake's default (10 rows)
+    postgres: str | None = field(default=None, repr=False)  # libpq conninfo of a PostgreSQL catalog (has the password)
+    postgres_label: str | None = None  # the same without the password, for messages
+
+    def uri(self) -> str:
+        """What follows `ducklake:` in ATTACH."""
+        return f"postgres:{self.postgres}" if self.postgres else f"sqlite:{self.catalog}"
+
+    @property
+    def label(self) -> str:
+        """The catalog, for messages (no password)."""
+        return f"PostgreSQL catalog {self.postgres_label}" if self.postgres else f"catalog {self.catalog}"
+
+    def may_exist(self) -> bool:
+        """False when the SQLite catalog file is not there yet (a PostgreSQL catalog is asked when opened)."""
+        return bool(self.postgres) or (self.catalog is not None and self.catalog.exists())
 
 
 class DuckLakeBackend(DuckDbBackend):
@@ -39,7 +54,7 @@ class DuckLakeBackend(DuckDbBackend):
     keyless = True
 
     def __init__(self, target: DuckLakeTarget, read_only: bool = False, as_of: str | None = None) -> None:  # DuckDbBackend.__init__ opens a file: not called
-        self.path = str(target.catalog)
+        self.path = target.label
         self.target = target
         if as_of is not None and not read_only:
             raise ValueError("a DuckLake as of a past time can only be read")
@@ -48,13 +63,14 @@ class DuckLakeBackend(DuckDbBackend):
         self._deletes: dict[str, bool] = {}
         self._truncated: set[str] | None = None
         if not read_only:
-            target.catalog.parent.mkdir(parents=True, exist_ok=True)
+            if target.catalog is not None:
+                target.catalog.parent.mkdir(parents=True, exist_ok=True)
             target.data_path.mkdir(parents=True, exist_ok=True)
         self.engine = EngineProcess(target.python, target.log)
         try:
             self.version = self.engine.call("open", {
-                "catalog": f"sqlite:{target.catalog}", "data_path": f"{target.data_path}/", "read_only": read_only,
-                "extensions": list(target.extensions), "inlining": target.inlining_rows or None,
+                "catalog": target.uri(), "data_path": f"{target.data_path}/", "read_only": read_only,
+                "extensions": list(target.extensions), "inlining": target.inlining_rows,
                 "snapshot_time": as_of})
         except BaseException:
             self.engine.close()

@@ -267,10 +267,10 @@ def open_operator_reading(settings: Settings, now: dt.datetime | None = None) ->
         from pipelines.apply.runner import ducklake_target
 
         target = ducklake_target(settings)
-        if not target.catalog.exists():
+        if not target.may_exist():
             backend = _memory_backend()
-            backend.path = str(target.catalog)
-            return OperatorReading(backend, "none", f"no DuckLake catalog at {target.catalog} yet")
+            backend.path = target.label
+            return OperatorReading(backend, "none", f"no DuckLake {target.label} yet")
         try:
             return OperatorReading(DuckLakeBackend(target, read_only=True), "ducklake")
         except (duckdb.Error, ConnectionError) as exc:

@@ -141,10 +141,10 @@ class DuckLakeSql(DuckDbSql):
         self.settings = settings
         self.read_only = read_only
         target = ducklake_target(settings)
-        if not target.catalog.exists():
-            raise ReportingDbUnavailable(f"no DuckLake catalog at {target.catalog} yet (run the pipeline first)")
+        if not target.may_exist():
+            raise ReportingDbUnavailable(f"no DuckLake {target.label} yet (run the pipeline first)")
         self.lake = DuckLakeBackend(target, read_only=read_only, as_of=as_of)
-        self.source = f"DuckLake {target.catalog}" + (f" as of {as_of}" if as_of else "")
+        self.source = f"DuckLake {target.label}" + (f" as of {as_of}" if as_of else "")
 
     def run(self, sql: str) -> QueryResult:
         columns, rows = self.lake.query_described(sql)

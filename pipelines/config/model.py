@@ -194,16 +194,46 @@ class PostgresBackend(_Model):
     reader: Login = Field(..., description="The read-only role BI tools use.")
 
 
-class DuckLakeBackend(_Model):
-    """DuckLake: catalog in a SQLite file, data as Parquet files under `data_path` (docs/ducklake.md)."""
+class DuckLakePostgresCatalog(_Model):
+    """A DuckLake catalog in a PostgreSQL database: the lake shared by processes on several machines."""
 
-    catalog: Path = Field(..., description="The SQLite catalog file (created on first use).")
+    host: str
+    port: int = Field(..., ge=1, le=65535)
+    database: str = Field(..., pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    login: Login = Field(..., description="The role that owns the catalog tables (DuckLake creates them on first use).")
+
+
+class DuckLakeMaintenance(_Model):
+    """`reporting ducklake maintain` and its Dagster schedule: compact, expire, delete (docs/ducklake.md)."""
+
+    schedule: str | None = Field("15 * * * *", description="Cron of the Dagster maintenance schedule (null: none).")
+    keep_snapshots_hours: float = Field(168, ge=0, description=(
+        "Snapshots younger than this stay queryable (`--as-of`); older ones are expired."))
+    keep_files_hours: float = Field(1, ge=0, description=(
+        "Files no snapshot needs any more are deleted once they are this old (a running reader may still read them)."))
+
+
+class DuckLakeBackend(_Model):
+    """DuckLake: catalog in a SQLite file or a PostgreSQL database, data as Parquet files under `data_path`
+    (docs/ducklake.md)."""
+
+    catalog: Path | None = Field(None, description="The SQLite catalog file (created on first use).")
+    postgres_catalog: DuckLakePostgresCatalog | None = Field(None, description=(
+        "The catalog in PostgreSQL instead of a SQLite file (readers on other machines)."))
     data_path: Path = Field(..., description="Folder of the Parquet data files (created on first use).")
     venv: Path | None = Field(None, description="The DuckLake engine's venv (default {state_dir}/ducklake-venv; "
                                                  "REPORTING_DUCKLAKE_VENV overrides).")
-    inlining_rows: int = Field(0, ge=0, le=100_000, description=(
+    inlining_rows: int | None = Field(None, ge=0, le=100_000, description=(
         "Changes of up to N rows per table and commit are kept in the catalog instead of new Parquet files "
-        "(DuckLake's data inlining; 0 = off)."))
+        "(DuckLake's data inlining; 0 = off; null = DuckLake's default, 10 rows in format 1.0). "
+        "`reporting ducklake maintain` flushes them into Parquet files."))
+    maintenance: DuckLakeMaintenance = Field(default_factory=DuckLakeMaintenance)
+
+    @model_validator(mode="after")
+    def _one_catalog(self) -> DuckLakeBackend:
+        if (self.catalog is None) == (self.postgres_catalog is None):
+            raise ValueError("declare exactly one of 'catalog' (a SQLite file) and 'postgres_catalog'")
+        return self
 
 
 class Reporting(_Model):

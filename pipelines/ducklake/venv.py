@@ -27,11 +27,12 @@ def ensure_venv(settings: Settings, say: Callable[[str], None] = print) -> Path:
                                      "ducklake", say=say, required="duckdb")
 
 
-def extension_files(venv: Path) -> list[str]:
-    """The extension files the wheels put into the venv, in load order."""
+def extension_files(venv: Path, postgres: bool = False) -> list[str]:
+    """The extension files the wheels put into the venv, in load order (with postgres_scanner for a
+    catalog in PostgreSQL)."""
     version = toolvenv.pinned_requirements(LOCK_FILE, required="duckdb")["duckdb"]
     found = []
-    for name in EXTENSIONS:
+    for name in (*EXTENSIONS, "postgres_scanner") if postgres else EXTENSIONS:
         hits = sorted(venv.glob(f"lib/python*/site-packages/duckdb_extension_{name}/extensions/v{version}/"
                                 f"{name}.duckdb_extension"))
         if not hits:
