@@ -114,7 +114,7 @@ class Settings:
         login = pg.writer if role == "writer" else pg.reader
         password = self.secret(login.password, f"reporting.postgres.{role}.password")
         return (f"host={pg.host} port={pg.port} dbname={pg.database} user={login.user} "
-                f"password={conninfo_quote(password)}")
+                f"password={_conninfo_quote(password)}")
 
     # --- local development stack ---------------------------------------------------------------
     @property
@@ -162,7 +162,7 @@ class Settings:
         return Path("/var/tmp") / f"reporting-servers-{digest}"
 
 
-def conninfo_quote(value: str) -> str:
+def _conninfo_quote(value: str) -> str:
     if value and all(c not in value for c in " '\\"):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

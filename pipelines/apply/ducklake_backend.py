@@ -32,8 +32,8 @@ class DuckLakeTarget:
     extensions: tuple[str, ...]  # extension files to LOAD, in order
     log: Path  # the engine's stderr
     inlining_rows: int | None = None  # None: DuckLake's default (10 rows)
-    postgres: str | None = field(default=None, repr=False)  # libpq conninfo of a PostgreSQL catalog (has the password)
-    postgres_label: str | None = None  # the same without the password, for messages
+    postgres: str | None = None  # libpq conninfo of a PostgreSQL catalog, without the password
+    postgres_password: str | None = field(default=None, repr=False)  # given to the engine as PGPASSWORD
 
     def uri(self) -> str:
         """What follows `ducklake:` in ATTACH."""
@@ -42,7 +42,7 @@ class DuckLakeTarget:
     @property
     def label(self) -> str:
         """The catalog, for messages (no password)."""
-        return f"PostgreSQL catalog {self.postgres_label}" if self.postgres else f"catalog {self.catalog}"
+        return f"PostgreSQL catalog {self.postgres}" if self.postgres else f"catalog {self.catalog}"
 
     def may_exist(self) -> bool:
         """False when the SQLite catalog file is not there yet (a PostgreSQL catalog is asked when opened)."""
@@ -66,7 +66,8 @@ class DuckLakeBackend(DuckDbBackend):
             if target.catalog is not None:
                 target.catalog.parent.mkdir(parents=True, exist_ok=True)
             target.data_path.mkdir(parents=True, exist_ok=True)
-        self.engine = EngineProcess(target.python, target.log)
+        self.engine = EngineProcess(target.python, target.log,
+                                    env={"PGPASSWORD": target.postgres_password} if target.postgres_password else None)
         try:
             self.version = self.engine.call("open", {
                 "catalog": target.uri(), "data_path": f"{target.data_path}/", "read_only": read_only,

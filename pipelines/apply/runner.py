@@ -17,7 +17,7 @@ from pipelines.cdc.plan import Planner
 from pipelines.config.model import Estate
 from pipelines.contract.model import Contract, load_contracts
 from pipelines.projection import load_estate_projections
-from pipelines.settings import Settings, conninfo_quote
+from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,15 @@ def ducklake_target(settings: Settings, say: Callable[[str], None] | None = None
     if lake is None:
         raise ValueError(f"{settings.estate.path}: reporting.ducklake is not declared")
     venv = ensure_venv(settings, say=say or log.info)
-    postgres = label = None
+    postgres = password = None
     if lake.postgres_catalog is not None:
         pg = lake.postgres_catalog
         password = settings.secret(pg.login.password, "reporting.ducklake.postgres_catalog.login.password")
-        label = f"host={pg.host} port={pg.port} dbname={pg.database} user={pg.login.user}"
-        postgres = f"{label} password={conninfo_quote(password)}"
+        postgres = f"host={pg.host} port={pg.port} dbname={pg.database} user={pg.login.user}"
     return DuckLakeTarget(catalog=lake.catalog, data_path=lake.data_path, python=venv / "bin" / "python",
                           extensions=tuple(extension_files(venv, postgres=postgres is not None)),
                           log=settings.log_dir / "ducklake-engine.log", inlining_rows=lake.inlining_rows,
-                          postgres=postgres, postgres_label=label)
+                          postgres=postgres, postgres_password=password)
 
 
 def reporting_pg_conninfo(settings: Settings, role: str = "writer") -> str:

@@ -9,6 +9,7 @@ handling treat the DuckLake backend like the DuckDB file; an engine that died ra
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import struct
 import subprocess
@@ -36,11 +37,22 @@ def arrow_ipc(table: pa.Table) -> bytes:
 
 
 class EngineProcess:
-    def __init__(self, python: Path, log: Path) -> None:
+    """`env`: variables added to the engine's environment (PGPASSWORD of a PostgreSQL catalog: libpq reads
+    it, so the password is in no connection string DuckDB could quote in an error); any of their values
+    that still shows up in an error message is replaced by ***."""
+
+    def __init__(self, python: Path, log: Path, env: dict[str, str] | None = None) -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("ab")
+        self._hidden = [v for v in (env or {}).values() if v]
         self.proc = subprocess.Popen([str(python), str(ENGINE)], stdin=subprocess.PIPE,  # noqa: S603
-                                     stdout=subprocess.PIPE, stderr=self._log)
+                                     stdout=subprocess.PIPE, stderr=self._log,
+                                     env={**os.environ, **env} if env else None)
+
+    def _scrub(self, message: str) -> str:
+        for value in self._hidden:
+            message = message.replace(value, "***")
+        return message
 
     def call(self, op: str, *args):
         if self.proc.poll() is not None:
@@ -57,7 +69,7 @@ class EngineProcess:
             raise ConnectionError(f"the DuckLake engine is gone: {exc} (log {self._log.name})") from exc
         if answer[0] == "ok":
             return answer[1]
-        raise remote_error(answer[1], answer[2])
+        raise remote_error(answer[1], self._scrub(answer[2]))
 
     def close(self) -> None:
         if self.proc.poll() is None:

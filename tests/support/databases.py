@@ -45,14 +45,18 @@ SHARED_DUCKLAKE_VENV = Path(__file__).resolve().parents[2] / ".state" / "ducklak
 """The tests share one DuckLake engine venv (installed on first use, like the Superset venv)."""
 
 
-def ducklake_target(folder: Path):
-    """A fresh DuckLake (SQLite catalog and data folder under `folder`) run by the shared engine venv."""
+def ducklake_target(folder: Path, postgres: str | None = None):
+    """A fresh DuckLake (SQLite catalog and data folder under `folder`) run by the shared engine venv;
+    `postgres`: a libpq conninfo to keep the catalog in that PostgreSQL database instead."""
     from pipelines import toolvenv
     from pipelines.apply.ducklake_backend import DuckLakeTarget
     from pipelines.ducklake.venv import LOCK_FILE, extension_files
 
     venv = toolvenv.ensure_tool_venv(SHARED_DUCKLAKE_VENV, LOCK_FILE, folder / "ducklake-install.log", "ducklake",
                                      say=lambda _m: None, required="duckdb")
-    return DuckLakeTarget(catalog=folder / "lake" / "catalog.sqlite", data_path=folder / "lake" / "data",
-                          python=venv / "bin" / "python", extensions=tuple(extension_files(venv)),
-                          log=folder / "ducklake-engine.log")
+    conninfo = " ".join(part for part in (postgres or "").split() if not part.startswith("password=")) or None
+    password = next((part.partition("=")[2] for part in (postgres or "").split() if part.startswith("password=")), None)
+    return DuckLakeTarget(catalog=None if postgres else folder / "lake" / "catalog.sqlite",
+                          data_path=folder / "lake" / "data", python=venv / "bin" / "python",
+                          extensions=tuple(extension_files(venv, postgres=postgres is not None)),
+                          log=folder / "ducklake-engine.log", postgres=conninfo, postgres_password=password)
