@@ -796,6 +796,34 @@ def bench_apply_cmd(
                 say=_say, planners=tuple(planners or (0, 2)), reps=reps)
 
 
+@bench_app.command("lake-soak")
+@friendly
+def bench_lake_soak_cmd(
+    rate: int = typer.Option(2000, help="Change events per second offered to the lake."),
+    minutes: float = typer.Option(60.0, help="How long to stream."),
+    maintain_every_min: float = typer.Option(None, help="Minutes between maintenance runs (default: every 15)."),
+    linger_ms: int = typer.Option(None, help="A batch (one commit) every N ms (default: the estate's pipeline.linger_ms)."),
+    keys: int = typer.Option(100_000, help="Distinct order ids the events touch."),
+    keep_snapshots_hours: float = typer.Option(None, help="Default: reporting.ducklake.maintenance's."),
+    keep_files_hours: float = typer.Option(None, help="Default: reporting.ducklake.maintenance's."),
+) -> None:
+    """Stream into a fresh DuckLake for a long time with maintenance beside it; record its files and snapshots."""
+    from pipelines.bench.lake_soak import lake_soak
+
+    settings = _settings()
+    lake = settings.ducklake
+    if lake is None:
+        raise typer.BadParameter("the estate declares no reporting.ducklake section")
+    lake_soak(rate=rate, minutes=minutes, maintain_every_s=(maintain_every_min or 15.0) * 60,
+              linger_s=(settings.estate.pipeline.linger_ms if linger_ms is None else linger_ms) / 1000,
+              keys=keys, keep_daily_days=lake.maintenance.keep_daily_days,
+              keep_snapshots_hours=lake.maintenance.keep_snapshots_hours if keep_snapshots_hours is None
+              else keep_snapshots_hours,
+              keep_files_hours=lake.maintenance.keep_files_hours if keep_files_hours is None else keep_files_hours,
+              folder=settings.state_dir / "bench-lake-soak",
+              say=_say)
+
+
 @app.command("resnapshot")
 @friendly
 def resnapshot_cmd(table: str = typer.Argument(..., help="Contract table (orders_v1), contract (orders), source "

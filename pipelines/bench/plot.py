@@ -124,3 +124,32 @@ def plot_snapshot(doc: dict, at: str) -> Path:
                  f"({doc['settings']['backend']}): {r['seconds']:.0f} s", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, "snapshot", at, latest=f"snapshot-{doc['settings']['backend']}")
+
+
+def plot_lake_soak(doc: dict, at: str) -> Path:
+    """Files of a DuckLake over a long stream, with the maintenance runs marked."""
+    plt = _plt()
+    samples = doc["samples"]
+    minutes = [s["t_s"] / 60 for s in samples]
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    ax.plot(minutes, [s["parquet_on_disk"] for s in samples], label="Parquet files on disk", color="#6b46c1")
+    ax.plot(minutes, [s["data_files"] + s["delete_files"] for s in samples],
+            label="files the current snapshot reads", color="#2f855a")
+    for run in doc["maintenance"]:
+        ax.axvline(run["t_s"] / 60, color="#999999", linewidth=0.8, linestyle=":")
+    ax.set_ylabel("files")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"DuckLake streaming {doc['events_per_s']:,} events/s for {doc['seconds'] / 60:.0f} min "
+                 f"(a batch every {doc['linger_s']:g} s; maintenance every {doc['maintain_every_s'] / 60:g} min, dotted)",
+                 fontsize=9)
+    ax2.plot(minutes, [s["snapshots"] for s in samples], label="snapshots kept", color="#c05621")
+    ax2.set_ylabel("snapshots")
+    ax2.set_xlabel("minutes")
+    ax2b = ax2.twinx()
+    ax2b.plot(minutes, [s["catalog_mb"] for s in samples], label="catalog MB", color="#2b6cb0")
+    ax2b.set_ylabel("SQLite catalog, MB")
+    ax2.legend(loc="upper left", fontsize=8)
+    ax2b.legend(loc="upper right", fontsize=8)
+    path = _save(fig, "lake-soak", at)
+    plt.close(fig)
+    return path

@@ -206,11 +206,15 @@ class DuckLakePostgresCatalog(_Model):
 class DuckLakeMaintenance(_Model):
     """`reporting ducklake maintain` and its Dagster schedule: compact, expire, delete (docs/ducklake.md)."""
 
-    schedule: str | None = Field("15 * * * *", description="Cron of the Dagster maintenance schedule (null: none).")
-    keep_snapshots_hours: float = Field(168, ge=0, description=(
-        "Snapshots younger than this stay queryable (`--as-of`); older ones are expired."))
-    keep_files_hours: float = Field(1, ge=0, description=(
-        "Files no snapshot needs any more are deleted once they are this old (a running reader may still read them)."))
+    schedule: str | None = Field("*/15 * * * *", description="Cron of the Dagster maintenance schedule (null: none).")
+    keep_snapshots_hours: float = Field(1, ge=0, description=(
+        "Every snapshot younger than this stays queryable (`--as-of` any time in this window)."))
+    keep_daily_days: int = Field(400, ge=0, description=(
+        "Beyond that window, the last snapshot of each UTC day stays queryable for this many days (the report "
+        "as it was at a day's or month's close); 0 keeps none."))
+    keep_files_hours: float = Field(0.25, ge=0, description=(
+        "Files no snapshot needs any more are deleted once they are this old (a query running longer than "
+        "this may fail to read an expired file)."))
 
 
 class DuckLakeBackend(_Model):

@@ -9,8 +9,10 @@ one of the two commits; a refused step is tried again, a refused batch is retrie
 2. `ducklake_rewrite_data_files`: files of which at least REWRITE_DELETED of the rows were deleted or
    updated are rewritten without them (their delete files go too);
 3. `ducklake_merge_adjacent_files`: small files of a table (without deletes) are merged into larger ones;
-4. `ducklake_expire_snapshots(older_than)`: snapshots older than the history kept are forgotten
-   (`reporting sql --as-of` cannot go back further);
+4. `ducklake_expire_snapshots(versions => [...])`: snapshots older than `keep_snapshots_hours` are
+   forgotten, except the last snapshot of each day for `keep_daily_days` days (`reporting sql --as-of`
+   then answers for any time in the recent window and for each day's close before it; for another time
+   of an older day it answers with the newest kept snapshot before that time);
 5. `ducklake_cleanup_old_files(older_than)`: files no snapshot needs any more are deleted from storage
    once they are that old (a reader that started before may still be reading them).
 
@@ -19,6 +21,7 @@ one of the two commits; a refused step is tried again, a refused batch is retrie
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +56,7 @@ class MaintenanceReport:
     after: LakeFiles | None = None
     steps: dict[str, float] = field(default_factory=dict)  # step -> seconds
     conflicts: int = 0  # steps refused by a concurrent commit and tried again
+    snapshots_expired: int = 0
 
     def line(self) -> str:
         timing = ", ".join(f"{name} {secs:.1f}s" for name, secs in self.steps.items())
@@ -60,17 +64,43 @@ class MaintenanceReport:
         return f"before: {self.before.line()}\nafter:  {after}\nsteps:  {timing}; {self.conflicts} conflicts retried"
 
 
-def statements(keep_snapshots_hours: float, keep_files_hours: float) -> list[tuple[str, str]]:
-    """(step, SQL) in the order they run (pure)."""
+def statements(keep_files_hours: float) -> list[tuple[str, str]]:
+    """(step, SQL) of the fixed steps, in the order they run (pure); snapshots are expired between the
+    merge and the clean-up, by `expire_statements`."""
     return [
         ("flush inlined data", f"CALL ducklake_flush_inlined_data('{LAKE}')"),
         ("rewrite data files", f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => {REWRITE_DELETED})"),
         ("merge adjacent files", f"CALL ducklake_merge_adjacent_files('{LAKE}')"),
-        ("expire snapshots", f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - "
-                             f"INTERVAL '{_seconds(keep_snapshots_hours)} seconds')"),
         ("clean up old files", f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - "
                                f"INTERVAL '{_seconds(keep_files_hours)} seconds')"),
     ]
+
+
+def snapshots_to_expire(snapshots: list[tuple[int, dt.datetime]], now: dt.datetime, keep_hours: float,
+                        keep_daily_days: int) -> list[int]:
+    """Ids of the snapshots to expire (pure): every snapshot older than `keep_hours`, except the newest
+    snapshot of each UTC day of the last `keep_daily_days` days (the lake as it stood at that day's close,
+    so `--as-of 2026-11-30T23:59:59Z` keeps working for month-end reports) and the newest snapshot of all."""
+    if keep_hours < 0 or keep_daily_days < 0:
+        raise ValueError("keep_hours and keep_daily_days must not be negative")
+    if not snapshots:
+        return []
+    newest = max(snapshots, key=lambda s: s[0])[0]
+    cutoff = now - dt.timedelta(hours=keep_hours)
+    daily_from = (now - dt.timedelta(days=keep_daily_days)).astimezone(dt.UTC).date()
+    day_close: dict[dt.date, int] = {}
+    for snapshot_id, at in snapshots:
+        day = at.astimezone(dt.UTC).date()
+        if keep_daily_days and day >= daily_from and snapshot_id > day_close.get(day, -1):
+            day_close[day] = snapshot_id
+    keep = {newest, *day_close.values()}
+    return sorted(sid for sid, at in snapshots if at < cutoff and sid not in keep)
+
+
+def expire_statements(ids: list[int], chunk: int = 500) -> list[str]:
+    """`ducklake_expire_snapshots(versions => [...])` in chunks (pure)."""
+    return [f"CALL ducklake_expire_snapshots('{LAKE}', versions => [{', '.join(str(int(i)) for i in ids[n:n + chunk])}])"
+            for n in range(0, len(ids), chunk)]
 
 
 def _seconds(hours: float) -> int:
@@ -96,24 +126,39 @@ def count_files(backend) -> LakeFiles:
 
 
 def maintain(backend, keep_snapshots_hours: float, keep_files_hours: float,
-             say: Callable[[str], None] = lambda _line: None, attempts: int = 5) -> MaintenanceReport:
+             say: Callable[[str], None] = lambda _line: None, attempts: int = 5,
+             keep_daily_days: int = 0) -> MaintenanceReport:
     """Run the maintenance steps on a writable DuckLakeBackend; a step refused by a concurrent commit
-    (duckdb.TransactionException) is tried again up to `attempts` times."""
+    (duckdb.TransactionException) is tried again up to `attempts` times. Snapshots older than
+    `keep_snapshots_hours` are expired except each day's last one for `keep_daily_days` days."""
     report = MaintenanceReport(before=count_files(backend))
     say(f"ducklake: {report.before.line()}")
-    for step, sql in statements(keep_snapshots_hours, keep_files_hours):
+
+    def run(step: str, sqls: list[str]) -> None:
         started = time.monotonic()
-        for attempt in range(1, attempts + 1):
-            try:
-                backend.execute(sql)
-                break
-            except duckdb.TransactionException:
-                report.conflicts += 1
-                if attempt == attempts:
-                    raise
-                time.sleep(0.5 * attempt)
+        for sql in sqls:
+            for attempt in range(1, attempts + 1):
+                try:
+                    backend.execute(sql)
+                    break
+                except duckdb.TransactionException:
+                    report.conflicts += 1
+                    if attempt == attempts:
+                        raise
+                    time.sleep(0.5 * attempt)
         report.steps[step] = time.monotonic() - started
         say(f"ducklake: {step} done in {report.steps[step]:.1f}s")
+
+    fixed = statements(keep_files_hours)
+    for step, sql in fixed[:-1]:
+        run(step, [sql])
+    snapshots = [(int(i), at) for i, at in backend.query(f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('{LAKE}')")]
+    now = backend.query("SELECT now()")[0][0]
+    expired = snapshots_to_expire(snapshots, now, keep_snapshots_hours, keep_daily_days)
+    report.snapshots_expired = len(expired)
+    run("expire snapshots", expire_statements(expired))
+    step, sql = fixed[-1]
+    run(step, [sql])
     report.after = count_files(backend)
     say(f"ducklake: {report.after.line()}")
     return report
