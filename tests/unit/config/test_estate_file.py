@@ -181,3 +181,25 @@ def test_sasl_security_is_passed_to_connector_clients_as_placeholders(tmp_path):
     assert 'ScramLoginModule required username="rep" password="${env:KAFKA_PW}";' in props["signal.consumer.sasl.jaas.config"]
     with pytest.raises(EstateError, match="needs sasl_mechanism, username and password"):
         _estate(tmp_path, "  security: {protocol: SASL_SSL}\n")
+
+
+def test_ducklake_takes_one_catalog_sqlite_or_postgres_and_maintenance_defaults(tmp_path):
+    sqlite = MINIMAL.replace('  backend: duckdb\n  duckdb: {path: "{state_dir}/r.duckdb"}\n',
+                             '  backend: ducklake\n  ducklake:\n    catalog: "{state_dir}/lake/c.sqlite"\n'
+                             '    data_path: "{state_dir}/lake/data"\n')
+    lake = load_estate(write(tmp_path, sqlite), environ={}).reporting.ducklake
+    assert lake.catalog == tmp_path / ".state" / "lake" / "c.sqlite" and lake.postgres_catalog is None
+    m = lake.maintenance
+    assert (m.schedule, m.keep_snapshots_hours, m.keep_daily_days, m.keep_files_hours) == ("*/15 * * * *", 1, 400, 0.25)
+    assert lake.inlining_rows is None  # DuckLake's own default
+
+    pg = sqlite.replace('    catalog: "{state_dir}/lake/c.sqlite"\n',
+                        '    postgres_catalog:\n      host: cat.internal\n      port: 5432\n      database: lake\n'
+                        '      login: {user: lake_writer, password: {env: LAKE_PW}}\n')
+    lake = load_estate(write(tmp_path, pg), environ={}).reporting.ducklake
+    assert lake.catalog is None and lake.postgres_catalog.login.password.env == "LAKE_PW"
+
+    both = sqlite.replace('    data_path:', '    postgres_catalog: {host: h, port: 5432, database: d, '
+                                            'login: {user: u, password: {env: P}}}\n    data_path:')
+    with pytest.raises(EstateError, match="exactly one of 'catalog'"):
+        load_estate(write(tmp_path, both), environ={})
