@@ -82,7 +82,8 @@ def lake_soak(rate: int, minutes: float, maintain_every_s: float, linger_s: floa
                "catalog_mb": round(target.catalog.stat().st_size / 1e6, 2), "loadavg": loadavg()[0]}
         samples.append(row)
         say(f"lake-soak {t / 60:5.1f} min: {events:,} events; {files.data_files:,} data + {files.delete_files:,} "
-            f"delete files current, {on_disk:,} parquet on disk ({mb:,.0f} MB), {files.snapshots:,} snapshots, "
+            f"delete files current, {files.scheduled_for_deletion:,} awaiting cleanup, {on_disk:,} parquet on disk "
+            f"({mb:,.0f} MB), {files.snapshots:,} snapshots, "
             f"catalog {row['catalog_mb']} MB")
 
     def maintainer(t0: float) -> None:

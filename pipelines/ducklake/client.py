@@ -21,11 +21,19 @@ import pyarrow as pa
 ENGINE = Path(__file__).with_name("engine.py")
 
 
+CATALOG_BUSY = ("database is locked",)
+"""SQLite's answer when another process's commit holds the catalog (DuckLake raises it as a plain Error): a
+concurrent writer won this time, as with a refused commit, so it comes back as a TransactionException and
+the batch is retried like any conflict."""
+
+
 def remote_error(name: str, message: str) -> Exception:
     """The product's duckdb exception class called `name` (duckdb.Error for unknown names)."""
     cls = getattr(duckdb, name, None)
     if not (isinstance(cls, type) and issubclass(cls, duckdb.Error)):
         cls = duckdb.Error
+    if any(busy in message for busy in CATALOG_BUSY) and not issubclass(cls, duckdb.TransactionException):
+        cls = duckdb.TransactionException
     return cls(message)
 
 
