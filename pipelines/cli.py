@@ -478,6 +478,99 @@ def estate_derive(
 app.add_typer(estate_app, name="estate")
 
 
+ducklake_app = typer.Typer(help="The DuckLake backend: its files and their maintenance (docs/ducklake.md).",
+                           no_args_is_help=True, cls=_Group)
+app.add_typer(ducklake_app, name="ducklake")
+
+
+def _lake(read_only: bool):
+    """(the estate's settings, the lake opened) — one line when the backend is not ducklake or no lake exists."""
+    from pipelines.apply.ducklake_backend import DuckLakeBackend
+    from pipelines.apply.runner import ducklake_target
+
+    settings = _settings()
+    if settings.backend != "ducklake":
+        raise ValueError(f"the reporting backend is {settings.backend}, not ducklake (reporting.backend in "
+                         f"{settings.estate.path}, or REPORTING_BACKEND=ducklake)")
+    target = ducklake_target(settings, say=lambda msg: err.print(msg, highlight=False, markup=False))  # stdout: data
+    if not target.may_exist():
+        raise ValueError(f"no DuckLake {target.label} yet (the pipeline creates it: reporting stream or reporting ingest)")
+    return settings, DuckLakeBackend(target, read_only=read_only)
+
+
+def _parquet_on_disk(data_path: Path) -> tuple[int, int]:
+    """(number, total bytes) of the *.parquet files under `data_path` (a file deleted meanwhile is skipped)."""
+    count = size = 0
+    for path in data_path.rglob("*.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            size += path.stat().st_size
+            count += 1
+    return count, size
+
+
+@ducklake_app.command("files")
+@friendly
+def ducklake_files(fmt: Format = typer.Option(Format.table, "--format", help=FORMAT_HELP)) -> None:
+    """Data files, delete files and snapshots in the lake's catalog (read-only, also while the stream writes),
+    and the Parquet files on disk under data_path."""
+    from pipelines.ducklake.maintenance import count_files
+
+    settings, backend = _lake(read_only=True)
+    try:
+        lake = count_files(backend)
+    finally:
+        backend.close()
+    data_path = settings.ducklake.data_path
+    disk, size = _parquet_on_disk(data_path)
+    if fmt is Format.table:
+        _say(f"catalog: {lake.line()}; {lake.inlined_tables:,} tables with inlined rows")
+        _say(f"on disk: {disk:,} Parquet files, {size / 2**20:,.1f} MB under {data_path}")
+        return
+    columns = ["data_files", "delete_files", "kept_files", "scheduled_for_deletion", "snapshots", "inlined_tables",
+               "parquet_files_on_disk", "parquet_bytes_on_disk"]
+    write_rows(columns, [[*(getattr(lake, c) for c in columns[:6]), disk, size]], fmt, sys.stdout)
+
+
+@ducklake_app.command("maintain")
+@friendly
+def ducklake_maintain(
+    keep_snapshots_hours: float = typer.Option(None, "--keep-snapshots-hours", min=0, metavar="H",
+                                               help="Keep every snapshot younger than this (default: the estate's "
+                                                    "reporting.ducklake.maintenance.keep_snapshots_hours)."),
+    keep_daily_days: int = typer.Option(None, "--keep-daily-days", min=0, metavar="N",
+                                        help="Beyond that, keep each UTC day's last snapshot for N days (default: "
+                                             "the estate's keep_daily_days)."),
+    keep_files_hours: float = typer.Option(None, "--keep-files-hours", min=0, metavar="H",
+                                           help="Delete files no snapshot needs once they are this old (default: "
+                                                "the estate's keep_files_hours)."),
+) -> None:
+    """Flush inlined rows, rewrite and merge data files, expire old snapshots, delete unneeded files; each step
+    commits on its own, so it runs beside `reporting stream` (what the Dagster schedule runs)."""
+    from pipelines.ducklake.maintenance import maintain
+
+    settings, backend = _lake(read_only=False)
+    keep = settings.ducklake.maintenance
+    hours = (keep.keep_snapshots_hours if keep_snapshots_hours is None else keep_snapshots_hours,
+             keep.keep_files_hours if keep_files_hours is None else keep_files_hours)
+    days = keep.keep_daily_days if keep_daily_days is None else keep_daily_days
+    try:
+        for attempt in (1, 2):
+            try:
+                report = maintain(backend, *hours, say=_say, keep_daily_days=days)
+                break
+            except ConnectionError as exc:  # the engine died (DuckDB 1.5.5 under lock contention: docs/ducklake.md)
+                if attempt == 2:
+                    raise
+                _say(f"ducklake: {exc}; starting a new engine and maintaining again")
+                backend.close()
+                backend = _lake(read_only=False)[1]
+    finally:
+        backend.close()
+    _say(report.line())
+    disk, size = _parquet_on_disk(settings.ducklake.data_path)
+    _say(f"on disk: {disk:,} Parquet files, {size / 2**20:,.1f} MB; {report.snapshots_expired:,} snapshots expired")
+
+
 @app.command("sql")
 @friendly
 def sql(read_only: bool = typer.Option(True, "--read-only/--read-write", help="BI role / writer role."),

@@ -24,7 +24,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     from pipelines.defs.connectors import build_connector_defs
     from pipelines.defs.dbt import build_dbt_assets, dbt_resource
     from pipelines.defs.ingest import build_ingest_assets, live_contracts
-    from pipelines.defs.jobs import asset_jobs, replay_dead_letters_job, resnapshot_table_job
+    from pipelines.defs.jobs import asset_jobs, ducklake_maintenance_job, replay_job, resnapshot_table_job
     from pipelines.defs.resources import ReportingResource
     from pipelines.defs.schedules import build_schedules
     from pipelines.defs.sensors import (
@@ -44,13 +44,18 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     conformance, freshness, dead_letters, *reconcile = build_contract_checks(contracts, reconcilable_tables(estate))
     reconcile_checks = reconcile[0] if reconcile else None
     jobs = asset_jobs(ingest, dbt, contract_catalog, [conformance, freshness, dead_letters], reconcile_checks)
+    jobs += [resnapshot_table_job, replay_job(settings.backend)]
+    lake = settings.ducklake if settings.backend == "ducklake" else None  # DuckLake: its maintenance too
+    if lake is not None:
+        jobs.append(ducklake_maintenance_job)
     return dg.Definitions(
         assets=[a for a in (connectors, ingest, dbt, contract_catalog) if a is not None],
         asset_checks=[c for c in (connector_checks, conformance, freshness, dead_letters, reconcile_checks)
                       if c is not None],
-        jobs=[*jobs, resnapshot_table_job, replay_dead_letters_job],
+        jobs=jobs,
         sensors=[consumer_lag_sensor, dead_letter_sensor, connector_health_sensor, pool_wait_sensor],
-        schedules=build_schedules(estate.dagster.schedules, with_reconcile=reconcile_checks is not None),
+        schedules=build_schedules(estate.dagster.schedules, with_reconcile=reconcile_checks is not None,
+                                  ducklake_maintenance=lake.maintenance if lake is not None else None),
         resources={"reporting": ReportingResource(estate=str(estate.path)), "dbt": dbt_resource(settings)},
         executor=dg.in_process_executor,
     )

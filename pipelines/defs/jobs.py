@@ -7,17 +7,22 @@
 - resnapshot_table_job: ask Debezium for an ad-hoc snapshot of one table (Kafka signal).
 - replay_dead_letters_job: re-apply pending dead letters after a fix.
 - publish_contract_docs_job: render the contract catalog.
+- ducklake_maintenance_job (DuckLake backend only): flush, rewrite, merge, expire, clean up; on a schedule.
 """
 
 
 import dagster as dg
 
 from pipelines.connect.signals import SNAPSHOT_TYPES
-from pipelines.defs.resources import POOL, ReportingResource, wait_writable
+from pipelines.defs.resources import POOL, ReportingResource, wait_writable, writer_pool
 
 INGEST_JOB = "ingest_job"
 DBT_JOB = "dbt_build_job"
 RECONCILE_JOB = "reconcile_job"
+DUCKLAKE_MAINTENANCE_JOB = "ducklake_maintenance_job"
+DUCKLAKE_MAINTENANCE_POOL = "ducklake_maintenance"
+"""Pool of the maintenance step: one maintenance at a time (the UI instance gives every pool one slot); it
+never waits for ingest or the checks, which DuckLake lets commit beside it."""
 
 
 class ResnapshotConfig(dg.Config):
@@ -86,8 +91,7 @@ class ReplayConfig(dg.Config):
     """Only this contract table, source table or topic; empty = every pending dead letter."""
 
 
-@dg.op(description="Re-plan and apply pending dead letters with the current projections and contracts.", pool=POOL)
-def replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, reporting: ReportingResource) -> None:
+def _replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, reporting: ReportingResource) -> None:
     from pipelines.apply.dead_letters import replay
     from pipelines.apply.runner import load_parts
 
@@ -107,9 +111,92 @@ def replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, re
     context.add_output_metadata(meta)
 
 
-@dg.job(description="Replay dead letters after fixing a projection, a contract or source data.")
-def replay_dead_letters_job():
-    replay_dead_letters()
+def _replay_job(pool: str | None) -> dg.JobDefinition:
+    @dg.op(name="replay_dead_letters", pool=pool,
+           description="Re-plan and apply pending dead letters with the current projections and contracts.")
+    def replay_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig, reporting: ReportingResource) -> None:
+        _replay_dead_letters(context, config, reporting)
+
+    @dg.job(name="replay_dead_letters_job",
+            description="Replay dead letters after fixing a projection, a contract or source data.")
+    def replay_dead_letters_job():
+        replay_dead_letters()
+
+    return replay_dead_letters_job
+
+
+replay_dead_letters_job = _replay_job(POOL)
+
+
+def replay_job(backend: str) -> dg.JobDefinition:
+    """replay_dead_letters_job for `backend`: in the writer pool, except on DuckLake (resources.writer_pool)."""
+    pool = writer_pool(backend)
+    return replay_dead_letters_job if pool == POOL else _replay_job(pool)
+
+
+# --------------------------------------------------------------------------- DuckLake maintenance
+class DuckLakeMaintenanceConfig(dg.Config):
+    keep_snapshots_hours: float = -1.0
+    """Every snapshot younger than this stays queryable; -1 = the estate's
+    reporting.ducklake.maintenance.keep_snapshots_hours."""
+    keep_daily_days: int = -1
+    """Beyond that, each UTC day's last snapshot is kept this many days; -1 = the estate's keep_daily_days."""
+    keep_files_hours: float = -1.0
+    """Files no snapshot needs are deleted once this old; -1 = the estate's keep_files_hours."""
+
+
+def maintenance_metadata(report, keep: dict) -> dict:
+    """Run metadata of a maintenance: the catalog's counts before and after, what each step took."""
+    meta: dict = {}
+    for name in ("data_files", "delete_files", "kept_files", "scheduled_for_deletion", "snapshots"):
+        meta[f"{name}_before"] = getattr(report.before, name)
+        if report.after is not None:
+            meta[f"{name}_after"] = getattr(report.after, name)
+    meta.update({"snapshots_expired": report.snapshots_expired, "conflicts_retried": report.conflicts,
+                 "step_seconds": ", ".join(f"{step} {secs:.1f}" for step, secs in report.steps.items()), **keep})
+    return meta
+
+
+@dg.op(pool=DUCKLAKE_MAINTENANCE_POOL, tags={"kind": "ducklake"},
+       retry_policy=dg.RetryPolicy(max_retries=2, delay=10),  # a new engine, after one died (docs/ducklake.md)
+       description="DuckLake maintenance (reporting ducklake maintain): flush inlined rows, rewrite files with many "
+                   "deleted rows, merge small files, expire old snapshots, delete files no snapshot needs. Each step "
+                   "commits on its own, beside a writing stream (a refused step is tried again).")
+def ducklake_maintenance(context: dg.OpExecutionContext, config: DuckLakeMaintenanceConfig,
+                         reporting: ReportingResource) -> None:
+    from pipelines.apply.ducklake_backend import DuckLakeBackend
+    from pipelines.apply.runner import ducklake_target
+    from pipelines.ducklake.maintenance import maintain
+
+    settings = reporting.settings()
+    if settings.backend != "ducklake" or settings.ducklake is None:
+        raise dg.Failure(description=f"the reporting backend is {settings.backend}, not ducklake: no lake to maintain "
+                                     f"({settings.estate.path}: reporting.backend)", allow_retries=False)
+    estate = settings.ducklake.maintenance
+    keep = {"keep_snapshots_hours": config.keep_snapshots_hours if config.keep_snapshots_hours >= 0
+            else estate.keep_snapshots_hours,
+            "keep_daily_days": config.keep_daily_days if config.keep_daily_days >= 0 else estate.keep_daily_days,
+            "keep_files_hours": config.keep_files_hours if config.keep_files_hours >= 0 else estate.keep_files_hours}
+    target = ducklake_target(settings, say=context.log.info)
+    if not target.may_exist():
+        context.log.info(f"no DuckLake {target.label} yet: nothing to maintain")
+        context.add_output_metadata({"lake": target.label, "maintained": False})
+        return
+    backend = DuckLakeBackend(target)
+    try:
+        report = maintain(backend, keep["keep_snapshots_hours"], keep["keep_files_hours"], say=context.log.info,
+                          keep_daily_days=keep["keep_daily_days"])
+    finally:
+        backend.close()
+    context.log.info(report.line())
+    context.add_output_metadata({"lake": target.label, "maintained": True, **maintenance_metadata(report, keep)})
+
+
+@dg.job(name=DUCKLAKE_MAINTENANCE_JOB, tags={"layer": "maintenance"},
+        description="DuckLake: compact files and expire old snapshots, so files and snapshots stay bounded under "
+                    "streaming (estate: reporting.ducklake.maintenance).")
+def ducklake_maintenance_job():
+    ducklake_maintenance()
 
 
 def asset_jobs(ingest, dbt_assets, docs_asset, routine_checks, reconcile_checks) -> list:

@@ -23,14 +23,21 @@ instance that `reporting ui` configures: DuckDB allows ONE process to open a fil
 while it does, no other process may even read it), so runs that touch the file take turns."""
 
 
+def writer_pool(backend: str) -> str | None:
+    """The pool a step that opens the reporting database of `backend` claims: POOL on DuckDB (one process
+    per file) and PostgreSQL (kept there: runs stay comparable); none on DuckLake, whose writers commit
+    side by side (a conflicting commit is refused and retried) and whose readers never wait."""
+    return None if backend == "ducklake" else POOL
+
+
 class ReportingDbBusy(RuntimeError):
     """The DuckDB reporting file is held by another process (a run, `reporting stream`)."""
 
 
 def wait_writable(settings: Settings, timeout: float = 60.0, say=print) -> None:
     """Before a step writes the DuckDB file: wait until no other process holds it (a sensor's short
-    read-only look, `reporting stream`), so the step does not fail on DuckDB's file lock. PostgreSQL:
-    nothing to wait for. Raises ReportingDbBusy after `timeout` seconds."""
+    read-only look, `reporting stream`), so the step does not fail on DuckDB's file lock. PostgreSQL and
+    DuckLake: nothing to wait for. Raises ReportingDbBusy after `timeout` seconds."""
     if settings.backend != "duckdb" or not settings.duckdb_path.exists():
         return
     import duckdb
@@ -59,7 +66,7 @@ class ReportingResource(dg.ConfigurableResource):
     estate: str = ""
     """Path of the estate file; empty = REPORTING_ESTATE, else the bundled reporting.yaml."""
     backend: str = ""
-    """'duckdb' or 'postgres': overrides the estate's reporting.backend (and REPORTING_BACKEND);
+    """'duckdb', 'postgres' or 'ducklake': overrides the estate's reporting.backend (and REPORTING_BACKEND);
     empty = REPORTING_BACKEND when set, else the estate's."""
     consumer_group: str = ""
     """Kafka consumer group of the pipeline (offsets are stored per group in the reporting DB);
@@ -94,10 +101,19 @@ class ReportingResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def reader(self, settings: Settings | None = None) -> Iterator:
-        """The reporting backend for reading: DuckDB read-only. Raises ReportingDbBusy when another
-        process writes the file, FileNotFoundError when the pipeline has not created it yet."""
+        """The reporting backend for reading: DuckDB and DuckLake read-only. Raises ReportingDbBusy when
+        another process writes the DuckDB file, FileNotFoundError when the pipeline has not created the
+        file or the lake yet."""
         settings = settings or self.settings()
-        if settings.backend == "duckdb":
+        if settings.backend == "ducklake":  # read-only attach: committed data, also while a writer commits
+            from pipelines.apply.ducklake_backend import DuckLakeBackend
+            from pipelines.apply.runner import ducklake_target
+
+            target = ducklake_target(settings)
+            if not target.may_exist():
+                raise FileNotFoundError(f"no DuckLake {target.label} yet (materialize the contract tables first)")
+            backend = DuckLakeBackend(target, read_only=True)
+        elif settings.backend == "duckdb":
             import duckdb
 
             from pipelines.apply.duckdb_backend import DuckDbBackend

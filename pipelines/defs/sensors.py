@@ -210,7 +210,7 @@ def pool_wait_sensor(context: dg.SensorEvaluationContext, reporting: ReportingRe
     holders = sorted(pool_holders(instance))
     holder = instance.get_run_by_id(holders[0]) if holders else None
     settings = reporting.settings()
-    db = str(settings.duckdb_path) if settings.backend == "duckdb" else "(PostgreSQL)"
+    db = {"duckdb": str(settings.duckdb_path), "postgres": "(PostgreSQL)"}.get(settings.backend, f"({settings.backend})")
     new = []
     for run in queued:
         pools = set(run.run_op_concurrency.all_pools or ()) if run.run_op_concurrency else set()

@@ -125,40 +125,65 @@ def count_files(backend) -> LakeFiles:
     )
 
 
+_RACE_LOST = ("database is locked", "TransactionContext Error")
+
+
+def conflict(exc: BaseException) -> bool:
+    """A step lost a race with another writer: DuckLake refused its commit (duckdb.TransactionException), the
+    SQLite catalog was locked by the other writer's commit ("database is locked", raised as a plain duckdb.Error
+    by the flush and expire procedures; SQLite refuses at once, without its busy wait, when a reading transaction
+    must become the writer), or a procedure's inner query met such a refusal and reports it wrapped in another
+    class ("Attempting to fetch from an unsuccessful query result ... TransactionContext Error: Current
+    transaction is aborted"). All pass: the step is rolled back and tried again."""
+    return isinstance(exc, duckdb.TransactionException) or any(text in str(exc) for text in _RACE_LOST)
+
+
 def maintain(backend, keep_snapshots_hours: float, keep_files_hours: float,
-             say: Callable[[str], None] = lambda _line: None, attempts: int = 5,
+             say: Callable[[str], None] = lambda _line: None, attempts: int = 8,
              keep_daily_days: int = 0) -> MaintenanceReport:
-    """Run the maintenance steps on a writable DuckLakeBackend; a step refused by a concurrent commit
-    (duckdb.TransactionException) is tried again up to `attempts` times. Snapshots older than
-    `keep_snapshots_hours` are expired except each day's last one for `keep_daily_days` days."""
-    report = MaintenanceReport(before=count_files(backend))
+    """Run the maintenance steps on a writable DuckLakeBackend; a step (or a read of the catalog) that lost a
+    race with a concurrent writer (`conflict`) is rolled back and tried again up to `attempts` times.
+    Snapshots older than `keep_snapshots_hours` are expired except each day's last one for `keep_daily_days`
+    days."""
+    conflicts = 0
+
+    def retried(call):
+        nonlocal conflicts
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except duckdb.Error as exc:
+                if not conflict(exc):
+                    raise
+                backend.rollback()  # a lock error can leave the connection's transaction aborted
+                conflicts += 1
+                if attempt == attempts:
+                    raise
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
+
+    report = MaintenanceReport(before=retried(lambda: count_files(backend)))
     say(f"ducklake: {report.before.line()}")
 
     def run(step: str, sqls: list[str]) -> None:
         started = time.monotonic()
         for sql in sqls:
-            for attempt in range(1, attempts + 1):
-                try:
-                    backend.execute(sql)
-                    break
-                except duckdb.TransactionException:
-                    report.conflicts += 1
-                    if attempt == attempts:
-                        raise
-                    time.sleep(0.5 * attempt)
+            retried(lambda sql=sql: backend.execute(sql))
         report.steps[step] = time.monotonic() - started
         say(f"ducklake: {step} done in {report.steps[step]:.1f}s")
 
     fixed = statements(keep_files_hours)
     for step, sql in fixed[:-1]:
         run(step, [sql])
-    snapshots = [(int(i), at) for i, at in backend.query(f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('{LAKE}')")]
+    snapshots = [(int(i), at) for i, at in retried(lambda: backend.query(
+        f"SELECT snapshot_id, snapshot_time FROM ducklake_snapshots('{LAKE}')"))]
     now = backend.query("SELECT now()")[0][0]
     expired = snapshots_to_expire(snapshots, now, keep_snapshots_hours, keep_daily_days)
     report.snapshots_expired = len(expired)
     run("expire snapshots", expire_statements(expired))
     step, sql = fixed[-1]
     run(step, [sql])
-    report.after = count_files(backend)
+    report.after = retried(lambda: count_files(backend))
+    report.conflicts = conflicts
     say(f"ducklake: {report.after.line()}")
     return report
