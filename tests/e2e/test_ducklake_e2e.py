@@ -84,6 +84,24 @@ def test_stream_into_a_ducklake_read_it_while_streaming_reconcile_and_look_back(
 
         out = run(env, "reconcile", timeout=600)
         assert re.search(r"(\d+) table\(s\) compared, [\d,]+ source rows, 0 difference\(s\)", out), out[-2000:]
+
+        # dbt builds the marts into the same lake (the DuckLake venv's dbt) while the stream applies more traffic
+        dbt_dirs = ["--target-path", str(tmp_path / "dbt-target"), "--log-path", str(tmp_path / "dbt-logs")]
+        traffic = subprocess.Popen([REPORTING, "simulate", "--rate", "40", "--duration", "25", "--seed", "73"],  # noqa: S603
+                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        try:
+            time.sleep(3)
+            run(env, "dbt", "run", *dbt_dirs, timeout=900)
+        finally:
+            assert traffic.wait(timeout=300) == 0
+        assert stream.poll() is None, log_path.read_text()[-2000:]
+        caught_up(env, group)
+        run(env, "dbt", "run", "--select", "+fct_orders", *dbt_dirs, timeout=900)  # the marts of the quiet lake
+        aggregate = "select count(*) as orders, cast(sum(total_amount) as varchar) as total from {}"
+        mart = run(env, "sql", "-c", aggregate.format("marts.fct_orders_v2"), timeout=120)
+        contract = run(env, "sql", "-c", aggregate.format("reporting.orders_v2 where _deleted_at is null"), timeout=120)
+        assert mart == contract, f"{mart}\n{contract}"
+        assert int(re.search(r"│\s*(\d+)\s*│", mart).group(1)) > first
     finally:
         if stream.poll() is None:
             stream.send_signal(signal.SIGTERM)
