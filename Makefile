@@ -57,10 +57,11 @@ test-bi: install
 	$(BIN)/pytest -m bi tests/e2e/test_superset.py; status=$$?; \
 	$(E2E_ENV) $(BIN)/reporting stack down || true; exit $$status
 
-## The DuckLake backend end to end on the real stack (tests/e2e/test_ducklake_e2e.py; not in `make test`, ~5-7 min).
+## The DuckLake backend end to end on the real stack (tests/e2e/test_ducklake_e2e.py; not in `make test`, ~5-7 min) and all
+## its integration tests, the slow ones too (writers racing maintenance and dbt; ~7 min).
 test-ducklake: install
 	$(BIN)/reporting stack install
-	$(BIN)/pytest -m ducklake tests/e2e/test_ducklake_e2e.py; status=$$?; \
+	$(BIN)/pytest tests/e2e/test_ducklake_e2e.py tests/integration/ducklake tests/integration/apply/test_ducklake_pg_catalog.py; status=$$?; \
 	$(E2E_ENV) $(BIN)/reporting stack down || true; exit $$status
 
 ui: install

@@ -369,6 +369,7 @@ def _logs_say_locked(folder: Path) -> bool:
     return False
 
 
+@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_a_commit_that_collides_is_retried_by_reporting_dbt(tmp_path):
     """First on a fresh lake, where dbt's first commit creates the schema (before any node: the command runs
     again), then on the existing schema, where a node's commit fails (dbt retry)."""
@@ -391,6 +392,7 @@ def test_a_commit_that_collides_is_retried_by_reporting_dbt(tmp_path):
         r.close()
 
 
+@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_the_dagster_dbt_asset_builds_in_the_lake_and_retries_a_collision(tmp_path, monkeypatch):
     import dagster as dg
 

@@ -152,6 +152,7 @@ def test_maintain_bounds_files_and_snapshots_keeps_the_rows_and_the_recent_histo
 
 
 # --------------------------------------------------------------------------- (b) beside a writing process
+@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_maintenance_while_another_process_commits_batches(tmp_path):
     parts = load_parts(bundled_estate())
     batches = _batches(_events(1200, 200, 8), 40)  # 30 commits
@@ -202,6 +203,7 @@ def _reporting(estate: Path, *args: str, timeout: float = 300) -> subprocess.Com
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_reporting_ducklake_files_and_maintain_while_a_writer_commits(tmp_path):
     estate = _lake_estate(tmp_path)
     settings = Settings.load(estate, environ={})
