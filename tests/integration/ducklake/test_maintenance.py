@@ -27,7 +27,8 @@ from pipelines.settings import Settings
 from tests.support.databases import SHARED_DUCKLAKE_VENV, ducklake_target
 from tests.support.estate import bundled_estate, write_estate
 
-pytestmark = pytest.mark.integration
+# 3-4 min in all: in make test-ducklake, not make test (a clean-clone make test took 39 min 44 s with them)
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPORTING = str(Path(sys.executable).with_name("reporting"))
 STATE = ('SELECT order_id, order_status, total_amount, "_source_position", "_op", "_deleted_at" IS NULL '
@@ -152,7 +153,6 @@ def test_maintain_bounds_files_and_snapshots_keeps_the_rows_and_the_recent_histo
 
 
 # --------------------------------------------------------------------------- (b) beside a writing process
-@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_maintenance_while_another_process_commits_batches(tmp_path):
     parts = load_parts(bundled_estate())
     batches = _batches(_events(1200, 200, 8), 40)  # 30 commits
@@ -203,7 +203,6 @@ def _reporting(estate: Path, *args: str, timeout: float = 300) -> subprocess.Com
                           timeout=timeout, check=False)
 
 
-@pytest.mark.slow  # 40-70 s of contention; in make test-ducklake (CI's time budget)
 def test_reporting_ducklake_files_and_maintain_while_a_writer_commits(tmp_path):
     estate = _lake_estate(tmp_path)
     settings = Settings.load(estate, environ={})
