@@ -398,6 +398,9 @@ def test_the_dagster_dbt_asset_builds_in_the_lake_and_retries_a_collision(tmp_pa
     from pipelines.defs.dbt import build_dbt_assets, dbt_resource
     from pipelines.defs.resources import ReportingResource
 
+    # the run loads the estate again (ReportingResource): a REPORTING_BACKEND left in the environment (the e2e
+    # suites' session overlay sets duckdb) would send dbt to the DuckDB target
+    monkeypatch.setenv("REPORTING_BACKEND", "ducklake")
     settings = lake_settings(tmp_path)
     load_dataset(settings)
     lake = DuckLakeBackend(ducklake_target(settings))
