@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from pipelines.ducklake.client import CATALOG_BUSY
+
 LAKE = "lake"  # the alias the engine attaches the lake under
 META = f"__ducklake_metadata_{LAKE}"
 REWRITE_DELETED = 0.1  # DuckLake's default is 0.95: streamed updates leave many files with a few deletes each,
@@ -125,7 +127,9 @@ def count_files(backend) -> LakeFiles:
     )
 
 
-_RACE_LOST = ("database is locked", "TransactionContext Error")
+# a locked catalog is already a TransactionException when it comes from the engine (client.CATALOG_BUSY);
+# the same text and the aborted-transaction error can also arrive wrapped in another class by a procedure
+_RACE_LOST = (*CATALOG_BUSY, "TransactionContext Error")
 
 
 def conflict(exc: BaseException) -> bool:
