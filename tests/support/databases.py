@@ -8,6 +8,8 @@ import pwd
 import secrets
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,3 +62,40 @@ def ducklake_target(folder: Path, postgres: str | None = None):
                           data_path=folder / "lake" / "data", python=venv / "bin" / "python",
                           extensions=tuple(extension_files(venv, postgres=postgres is not None)),
                           log=folder / "ducklake-engine.log", postgres=conninfo, postgres_password=password)
+
+
+class LakeWriter(threading.Thread):
+    """A second writer of a DuckLake, as the stream is: its own engine process applies `batches` one after another
+    (until `stop` is set), each retried on a transient error like the stream retries a batch a concurrent commit
+    refused (pipelines/apply/retry.py). `retried` keeps each retry's error line; `error` what ended it early."""
+
+    def __init__(self, target, parts, batches, group: str = "g", attempts: int = 12, max_wait_s: float = 2.0,
+                 pause_s: float = 0.05, ensure_schema: bool = False) -> None:
+        super().__init__(daemon=True)
+        self.target, self.parts, self.batches, self.group = target, parts, batches, group
+        self.attempts, self.max_wait_s, self.pause_s, self.ensure_schema = attempts, max_wait_s, pause_s, ensure_schema
+        self.retried: list[str] = []
+        self.applied = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from pipelines.apply.ducklake_backend import DuckLakeBackend
+        from pipelines.apply.retry import retrying
+
+        lake = DuckLakeBackend(self.target)
+        try:
+            if self.ensure_schema:
+                lake.ensure_schema(list(self.parts.contracts.values()))
+            for batch in self.batches:
+                if self.stop.is_set():
+                    break
+                retrying(self.attempts, max_wait_s=self.max_wait_s, on_retry=lambda exc, _n, _d: self.retried.append(
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))(lake.apply, self.group,
+                                                                               self.parts.plan(batch))
+                self.applied += 1
+                time.sleep(self.pause_s)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            lake.close()

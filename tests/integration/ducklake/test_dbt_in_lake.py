@@ -30,7 +30,6 @@ import duckdb
 import pytest
 
 from pipelines.apply.ducklake_backend import DuckLakeBackend
-from pipelines.apply.retry import retrying
 from pipelines.apply.runner import ducklake_target, load_parts
 from pipelines.cdc.events import Record
 from pipelines.contract.model import load_contracts
@@ -38,7 +37,7 @@ from pipelines.dbt_cli import run_dbt
 from pipelines.defs.dbt import dbt_env, dbt_executable, dbt_target
 from pipelines.settings import Settings
 from tests.integration.dbt import musiccorp_dataset
-from tests.support.databases import SHARED_DUCKLAKE_VENV, temp_postgres
+from tests.support.databases import SHARED_DUCKLAKE_VENV, LakeWriter, temp_postgres
 from tests.support.estate import bundled_estate, settings_for
 
 # 3-4 min in all: in make test-ducklake, not make test (a clean-clone make test took 39 min 44 s with them)
@@ -277,42 +276,13 @@ def test_dbt_builds_into_a_lake_whose_catalog_is_in_postgres(tmp_path):
     assert "PGPASSWORD" not in dbt_env(lake_settings(tmp_path / "sqlite"))  # a SQLite catalog needs none
 
 
-class Writer(threading.Thread):
-    """The stream's apply in a thread: orders batches committed into the lake one after another until stopped,
-    each retried on a transient error (a commit that collided with dbt's) like pipelines/apply/worker.py does."""
-
-    def __init__(self, settings: Settings, batches: list[list[Record]], pause_s: float = 0.1) -> None:
-        super().__init__(daemon=True)
-        self.settings, self.batches, self.pause_s = settings, batches, pause_s
-        self.applied = self.retries = 0
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        parts = load_parts(bundled_estate())
-        backend = DuckLakeBackend(ducklake_target(self.settings))
-        try:
-            backend.ensure_schema(list(parts.contracts.values()))
-
-            def on_retry(*_: object) -> None:
-                self.retries += 1
-
-            for batch in self.batches:
-                if self.stop.is_set():
-                    break
-                retrying(9, max_wait_s=10.0, on_retry=on_retry)(backend.apply, "dbt-writer-test", parts.plan(batch))
-                self.applied += 1
-                time.sleep(self.pause_s)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-        finally:
-            backend.close()
-
-
 def test_dbt_runs_while_a_writer_commits_into_the_same_lake(tmp_path):
     settings = lake_settings(tmp_path)
     load_dataset(settings)
-    writer = Writer(settings, _writer_batches(20_000, 7, 50))  # more than it can commit while dbt runs
+    # the stream's apply in a thread, each batch retried on a commit that collided with dbt's
+    writer = LakeWriter(ducklake_target(settings), load_parts(bundled_estate()), _writer_batches(20_000, 7, 50),
+                        group="dbt-writer-test", attempts=9, max_wait_s=10.0, pause_s=0.1, ensure_schema=True)
+    # (more batches than it can commit while dbt runs)
     writer.start()
     said: list[str] = []
     try:
@@ -325,7 +295,7 @@ def test_dbt_runs_while_a_writer_commits_into_the_same_lake(tmp_path):
     assert code == 0, output[-6000:]
     assert applied_meanwhile >= 10  # the two really overlapped
     print(f"\ndbt run while a writer committed {applied_meanwhile} batches: {seconds:.1f} s; "
-          f"writer retries {writer.retries}, dbt retry rounds {len(said)}")
+          f"writer retries {len(writer.retried)}, dbt retry rounds {len(said)}")
     # with the writer stopped, the orders marts of the now quiet lake match their contract table
     code, output, _ = dbt(settings, tmp_path / "dbt", "run", "--select", "+fct_orders")
     assert code == 0, output[-6000:]

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,13 +17,12 @@ import pytest
 
 from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.ducklake_backend import DuckLakeBackend
-from pipelines.apply.retry import retrying
 from pipelines.apply.runner import ducklake_target as estate_lake_target
 from pipelines.apply.runner import load_parts
 from pipelines.cdc.events import Record
 from pipelines.ducklake.maintenance import count_files, maintain
 from pipelines.settings import Settings
-from tests.support.databases import SHARED_DUCKLAKE_VENV, ducklake_target
+from tests.support.databases import SHARED_DUCKLAKE_VENV, LakeWriter, ducklake_target
 from tests.support.estate import bundled_estate, write_estate
 
 # 3-4 min in all: in make test-ducklake, not make test (a clean-clone make test took 39 min 44 s with them)
@@ -68,32 +66,6 @@ def _reference(tmp_path: Path, parts, batches) -> tuple[list, dict]:
         return _state(lake)
     finally:
         lake.close()
-
-
-class Writer(threading.Thread):
-    """A second writer: its own engine process applies `batches`, each retried like the stream retries a batch
-    a concurrent commit refused (apply/retry.py: TransactionException and IOException are transient)."""
-
-    def __init__(self, target, parts, batches, pause_s: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.target, self.parts, self.batches, self.pause_s = target, parts, batches, pause_s
-        self.retried: list[str] = []
-        self.error: BaseException | None = None
-        self.applied = 0
-
-    def run(self) -> None:
-        lake = DuckLakeBackend(self.target)
-        try:
-            for batch in self.batches:
-                planned = self.parts.plan(batch)
-                retrying(12, max_wait_s=2.0, on_retry=lambda exc, _n, _d: self.retried.append(
-                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))(lake.apply, "g", planned)
-                self.applied += 1
-                time.sleep(self.pause_s)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            self.error = exc
-        finally:
-            lake.close()
 
 
 # --------------------------------------------------------------------------- (a) fewer files, same rows, history
@@ -162,7 +134,7 @@ def test_maintenance_while_another_process_commits_batches(tmp_path):
         lake.ensure_schema(list(parts.contracts.values()))
         for batch in batches[:10]:
             lake.apply("g", parts.plan(batch))
-        writer = Writer(target, parts, batches[10:])
+        writer = LakeWriter(target, parts, batches[10:])
         writer.start()
         reports, crashes = [], 0
         while writer.is_alive() or len(reports) < 2:
@@ -230,7 +202,7 @@ def test_reporting_ducklake_files_and_maintain_while_a_writer_commits(tmp_path):
     assert text.returncode == 0 and f"{before['data_files']:,} data files" in text.stdout, text.stdout
     assert "Parquet files" in text.stdout
 
-    writer = Writer(target, parts, batches[20:], pause_s=0.2)  # the stream, committing meanwhile
+    writer = LakeWriter(target, parts, batches[20:], pause_s=0.2)  # the stream, committing meanwhile
     writer.start()
     try:
         done = _reporting(estate, "ducklake", "maintain", "--keep-snapshots-hours", "0", "--keep-files-hours", "0",
