@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pipelines.apply.backend import ApplyBatch, Backend
 from pipelines.apply.convert import apply_batch
-from pipelines.apply.worker import RunStats, Worker
+from pipelines.apply.worker import RunStats, Worker, stored_offsets_reader
 from pipelines.cdc.plan import Planner
 from pipelines.config.model import Estate
 from pipelines.contract.model import Contract, load_contracts
@@ -204,7 +204,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
 
         try:
             consumer = ChangeConsumer(list(settings.estate.kafka.bootstrap_servers), group, parts.prefixes,
-                                      lambda: backend.stored_offsets(group), max_records=max_records,
+                                      stored_offsets_reader(backend, group, pipeline.max_retries), max_records=max_records,
                                       security=client_security(settings), group_instance_id=instance_id,
                                       fetch_linger_ms=0 if until_caught_up else linger_ms)
         except KafkaTimeoutError as exc:

@@ -117,6 +117,40 @@ class RunStats:
                 f"replica {self.replica_cpu + self.replica_copy_cpu:.3f} other {other:.3f}")
 
 
+def stored_offsets_reader(backend: Backend, group: str, max_retries: int,
+                          **policy) -> Callable[[], dict[tuple[str, int], int]]:
+    """The group's stored offsets, read as a partition assignment needs them (consumer.py `_SeekToStored`).
+
+    The read runs inside kafka-python's rebalance callback, where an exception ends the stream ("User
+    rebalance callback throws an error"). A reporting DB that is down or restarting is therefore waited
+    for as a batch's apply waits for it: transient errors (apply/retry.py) are retried with backoff,
+    0.5 s doubling up to 10 s, `max_retries` times, reconnecting before each new attempt; a permanent
+    error, or the last transient one, is raised. `policy`: `retrying` options (tests: no sleeping)."""
+
+    def read() -> dict[tuple[str, int], int]:
+        attempts = 0
+
+        def attempt() -> dict[tuple[str, int], int]:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                reconnect = getattr(backend, "reconnect", None)
+                if reconnect:
+                    try:
+                        reconnect()
+                    except Exception as exc:  # noqa: BLE001 - the attempt below reports it
+                        log.warning("reconnect failed: %s", exc)
+            return backend.stored_offsets(group)
+
+        def on_retry(exc: BaseException, n: int, delay: float) -> None:
+            log.warning("reading the stored offsets: transient reporting-DB error (attempt %d/%d), retrying in "
+                        "%.1fs: %s", n, max_retries + 1, delay, exc)
+
+        return retrying(max_retries + 1, max_wait_s=10.0, on_retry=on_retry, **policy)(attempt)
+
+    return read
+
+
 class Worker:
     def __init__(self, backend: Backend, consumer, planner: Planner, group: str,
                  dead_letter_sink: Callable[[ApplyBatch], None] | None = None,
