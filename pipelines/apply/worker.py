@@ -117,6 +117,17 @@ class RunStats:
                 f"replica {self.replica_cpu + self.replica_copy_cpu:.3f} other {other:.3f}")
 
 
+def reconnect(backend: Backend) -> None:
+    """A new connection before a retried attempt, when the backend has one to renew; a failure is only
+    logged (the attempt that follows reports it)."""
+    renew = getattr(backend, "reconnect", None)
+    if renew:
+        try:
+            renew()
+        except Exception as exc:  # noqa: BLE001 - the next attempt will report it
+            log.warning("reconnect failed: %s", exc)
+
+
 def stored_offsets_reader(backend: Backend, group: str, max_retries: int,
                           **policy) -> Callable[[], dict[tuple[str, int], int]]:
     """The group's stored offsets, read as a partition assignment needs them (consumer.py `_SeekToStored`).
@@ -134,12 +145,7 @@ def stored_offsets_reader(backend: Backend, group: str, max_retries: int,
             nonlocal attempts
             attempts += 1
             if attempts > 1:
-                reconnect = getattr(backend, "reconnect", None)
-                if reconnect:
-                    try:
-                        reconnect()
-                    except Exception as exc:  # noqa: BLE001 - the attempt below reports it
-                        log.warning("reconnect failed: %s", exc)
+                reconnect(backend)
             return backend.stored_offsets(group)
 
         def on_retry(exc: BaseException, n: int, delay: float) -> None:
@@ -210,12 +216,7 @@ class Worker:
                               f" (offsets not advanced: {where})", repr(exc)) from exc
 
     def _reconnect(self) -> None:
-        reconnect = getattr(self.backend, "reconnect", None)
-        if reconnect:
-            try:
-                reconnect()
-            except Exception as exc:  # noqa: BLE001 - the next attempt will report it
-                log.warning("reconnect failed: %s", exc)
+        reconnect(self.backend)
 
     def caught_up(self) -> bool:
         lag = self.consumer.lag()
