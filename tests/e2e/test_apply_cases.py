@@ -1,20 +1,23 @@
-"""Apply-engine cases on the real stack: schema drift → dead letter → projection fix → replay;
-massive redelivery (offsets reset) changes nothing."""
+"""Apply-engine cases on the real stack, on the e2e backend (REPORTING_E2E_BACKEND: the DuckDB file or a
+DuckLake): schema drift → dead letter → projection fix → replay; massive redelivery (offsets reset) changes
+nothing.
+
+    REPORTING_E2E_PORT_OFFSET=600 REPORTING_E2E_BACKEND=ducklake .venv/bin/pytest tests/e2e/test_apply_cases.py
+"""
 
 from __future__ import annotations
 
 import shutil
 import time
 
-import duckdb
 import psycopg
 import pytest
 
 from pipelines.apply.dead_letters import list_dead_letters, replay
-from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.runner import load_parts, run_pipeline
 from pipelines.settings import REPO_ROOT
 from pipelines.stack.bootstrap import service_urls
+from tests.support import reporting_db
 
 pytestmark = pytest.mark.e2e
 
@@ -31,20 +34,14 @@ def _wait(settings, check, timeout=90.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _ingest(settings)
-        b = DuckDbBackend(settings.duckdb_path)
-        try:
+        with reporting_db.reader(settings) as b:
             got = check(b)
-        finally:
-            b.close()
         if got:
             return got
         time.sleep(0.5)
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
+    with reporting_db.reader(settings) as b:
         dead = [(d.stage, d.reason) for d in list_dead_letters(b)][:5]
         rows = b.query("SELECT count(*) FROM reporting.orders_v1")[0][0]
-    finally:
-        b.close()
     raise AssertionError(f"condition not met in {timeout}s; orders_v1 rows {rows}, dead letters {dead}")
 
 
@@ -81,16 +78,14 @@ def test_drift_goes_to_dead_letters_then_replay_after_projection_fix(stack, tmp_
     from tests.support.estate import write_estate
 
     parts = load_parts(load_estate(write_estate(tmp_path, **{"services.orders.projection": str(proj)}), environ={}))
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
+    with reporting_db.writer(settings) as b:  # what `reporting dlq replay` does
         res = replay(b, parts, "reporting-pipeline", table="orders.public.orders")
-        assert (res.replayed, res.still_failing) == (2, 0)  # one event, two targets (orders v1 and v2)
+    assert (res.replayed, res.still_failing) == (2, 0)  # one event, two targets (orders v1 and v2)
+    with reporting_db.reader(settings) as b:  # what the replay committed
         for table in ("orders_v1", "orders_v2"):
             row = b.query(f"SELECT total_amount FROM reporting.{table} WHERE order_id = ?", [oid])
             assert [str(r[0]) for r in row] == ["12.34"]
         assert list_dead_letters(b, "orders.public.orders") == []
-    finally:
-        b.close()
 
 
 def test_offset_reset_redelivers_everything_and_changes_nothing(stack):
@@ -107,31 +102,18 @@ def test_offset_reset_redelivers_everything_and_changes_nothing(stack):
                                       "AND customer_id < 620 AND _deleted_at IS NULL")[0][0] == 15)
 
     def snapshot():
-        con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-        try:
-            return con.execute('SELECT * EXCLUDE ("_ingested_at") FROM reporting.orders_v1 ORDER BY order_id').fetchall()
-        finally:
-            con.close()
+        return reporting_db.query(settings, 'SELECT * EXCLUDE ("_ingested_at") FROM reporting.orders_v1 '
+                                            "ORDER BY order_id")
 
     before = snapshot()
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
+    with reporting_db.writer(settings) as b:
         b.execute("DELETE FROM _pipeline.offsets")  # massive redelivery from offset 0
-    finally:
-        b.close()
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
-        dead_before = b.query("SELECT count(*) FROM _pipeline.dead_letters")[0][0]
-    finally:
-        b.close()
+    dead_before = reporting_db.query(settings, "SELECT count(*) FROM _pipeline.dead_letters")[0][0]
     # the redelivery is planned in two planner processes (every other e2e ingest plans in-process)
     said: list[str] = []
     stats = run_pipeline(settings=settings, until_caught_up=True, say=said.append, install_signals=False, planners=2)
     assert "planning in 2 planner process(es)" in said
     assert stats.events >= 50  # 20 creates, 20 updates, 5 deletes + 5 tombstones, redelivered
     assert snapshot() == before
-    b = DuckDbBackend(settings.duckdb_path)
-    try:  # a redelivered poison event does not duplicate its dead letter
-        assert b.query("SELECT count(*) FROM _pipeline.dead_letters")[0][0] == dead_before
-    finally:
-        b.close()
+    # a redelivered poison event does not duplicate its dead letter
+    assert reporting_db.query(settings, "SELECT count(*) FROM _pipeline.dead_letters")[0][0] == dead_before

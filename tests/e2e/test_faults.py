@@ -1,6 +1,13 @@
 """Faults on the real stack while MusicCorp traffic runs; afterwards `reconcile` must find zero
 differences (no loss, no duplicates, no lost deletes). The reduced set runs in CI (`make test`);
-`make test-faults` runs the full set (longer outages, more kills) with REPORTING_FAULTS_FULL=1."""
+`make test-faults` runs the full set (longer outages, more kills) with REPORTING_FAULTS_FULL=1.
+
+The stream writes to the e2e backend (REPORTING_E2E_BACKEND: the DuckDB file, or a DuckLake, where the
+engine process of each killed stream dies with it); `make test-ducklake` runs the reduced set on DuckLake.
+The PostgreSQL-backend scenario runs on PostgreSQL whatever the e2e backend.
+
+    REPORTING_E2E_PORT_OFFSET=600 REPORTING_E2E_BACKEND=ducklake .venv/bin/pytest tests/e2e/test_faults.py
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ import pytest
 
 from pipelines.stack.bootstrap import service_urls
 from tests.e2e.faults import StreamProcess, Traffic, caught_up_and_reconciled
+from tests.support import reporting_db
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -89,11 +97,28 @@ def test_kafka_and_connect_restart_and_source_outage(stack, tmp_path):
     assert not bad, [(r.table, r.missing, r.extra, r.different, r.invalid, r.error) for r in bad]
 
 
+# held by another process: DuckDB takes its file lock by opening the file (for 12 s)
+_HOLD_DUCKDB = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); time.sleep(float(sys.argv[2]))"
+# DuckLake has no file lock (other readers and writers may attach the catalog); what stops a writer there is
+# the SQLite catalog locked by another process's transaction: BEGIN EXCLUSIVE also keeps readers out. The
+# engine's ATTACH itself waits a few seconds for a busy catalog (SQLite's busy timeout: a 5 s hold went
+# unnoticed) before it fails, and only then does the stream say it waits, so the catalog is held for 25 s
+_HOLD_CATALOG = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+                 "c.execute('BEGIN EXCLUSIVE'); time.sleep(float(sys.argv[2])); c.execute('ROLLBACK')")
+
+
 def test_duckdb_locked_by_another_process_stream_waits_then_applies(stack, tmp_path):
+    """Another process holds the reporting database when the stream starts: the stream waits for it (it does
+    not exit), then applies everything. DuckDB: the file, opened by a second DuckDB. DuckLake: its SQLite
+    catalog in an exclusive transaction (see _HOLD_CATALOG)."""
     settings = stack.settings
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); time.sleep(float(sys.argv[2]))",
-                               str(settings.duckdb_path), "12"])
+    if settings.backend == "ducklake":
+        with reporting_db.writer(settings):  # the catalog file exists (when this test runs first or alone)
+            pass
+        hold, held, seconds = _HOLD_CATALOG, settings.ducklake.catalog, "25"
+    else:
+        hold, held, seconds = _HOLD_DUCKDB, settings.duckdb_path, "12"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(held), seconds])
     time.sleep(2)  # the holder has the file
     traffic = Traffic(service_urls(stack), rate=30, duration=6, seed=24)
     traffic.start()
@@ -101,7 +126,7 @@ def test_duckdb_locked_by_another_process_stream_waits_then_applies(stack, tmp_p
     stream.start()
     time.sleep(4)
     assert stream.alive(), "the stream must wait for the lock, not exit"
-    holder.wait(timeout=60)
+    assert holder.wait(timeout=60) == 0, "the holder could not take the lock"
     traffic.join(timeout=120)
     stream.stop()
     assert "waiting for the reporting DB" in (tmp_path / "stream.log").read_text()

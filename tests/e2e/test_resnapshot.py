@@ -1,6 +1,10 @@
 """`reporting resnapshot TABLE` on the real stack, on both engines: rows that went stale in the reporting
 DB (as after source-side drift whose dead letters cannot be replayed) are re-read from the source
-through the connector's Kafka signal channel and healed; reconcile finds 0 differences after."""
+through the connector's Kafka signal channel and healed; reconcile finds 0 differences after. On the e2e
+backend (REPORTING_E2E_BACKEND: the DuckDB file or a DuckLake).
+
+    REPORTING_E2E_PORT_OFFSET=600 REPORTING_E2E_BACKEND=ducklake .venv/bin/pytest tests/e2e/test_resnapshot.py
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import time
 
 import pytest
 
-from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.runner import run_pipeline
 from pipelines.reconcile.run import reconcile
 from pipelines.resnapshot import resnapshot
+from tests.support import reporting_db
 
 pytestmark = pytest.mark.e2e
 
@@ -21,26 +25,20 @@ def _ingest(settings) -> None:
 
 
 def _query(settings, sql: str, params=()):
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
-        return b.query(sql, list(params))
-    finally:
-        b.close()
+    return reporting_db.query(settings, sql, list(params))
 
 
 def _spoil(settings, table: str, key: str, column: str, value) -> list:
     """Make some live rows of `table` wrong in the reporting DB; returns their keys."""
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
+    with reporting_db.writer(settings) as b:
         keys = [r[0] for r in b.query(f'SELECT "{key}" FROM reporting."{table}" WHERE "_deleted_at" IS NULL '
                                        f'ORDER BY 1 LIMIT 5')] if _soft(b, table) else \
                [r[0] for r in b.query(f'SELECT "{key}" FROM reporting."{table}" ORDER BY 1 LIMIT 5')]
         assert keys, f"{table} has no rows to spoil"
         for k in keys:
             b.execute(f'UPDATE reporting."{table}" SET "{column}" = ? WHERE "{key}" = ?', [value, k])
-        return keys
-    finally:
-        b.close()
+    assert len(_query(settings, f'SELECT 1 FROM reporting."{table}" WHERE "{column}" = ?', [value])) == len(keys)
+    return keys
 
 
 def _soft(b, table: str) -> bool:

@@ -4,21 +4,22 @@ delete semantics, the changes around it keep their order, a full redelivery chan
 `reporting reconcile` finds no difference.
 
 PostgreSQL: payments.public.payments → payments_v1 (soft delete). MariaDB: warehouse.bin_stock →
-stock_levels_v1 (hard delete).
+stock_levels_v1 (hard delete). On the e2e backend (REPORTING_E2E_BACKEND: a DuckDB file or a DuckLake of
+the test's own).
 
     REPORTING_E2E_PORT_OFFSET=600 .venv/bin/pytest tests/e2e/test_truncate_e2e.py
+    REPORTING_E2E_PORT_OFFSET=600 REPORTING_E2E_BACKEND=ducklake .venv/bin/pytest tests/e2e/test_truncate_e2e.py
 """
 
 from __future__ import annotations
 
 import time
 
-import duckdb
 import pytest
 
-from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.apply.runner import run_pipeline
 from pipelines.reconcile.run import reconcile
+from tests.support import reporting_db
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +31,7 @@ def _ingest(settings, said: list[str]) -> None:
 
 
 def _query(settings, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
-        return con.execute(sql, params).fetchall() if params else con.execute(sql).fetchall()
-    finally:
-        con.close()
+    return reporting_db.query(settings, sql, params)
 
 
 def _wait(settings, said: list[str], check, what: str, timeout: float = 180.0) -> None:
@@ -66,14 +63,10 @@ def _contents(settings, table: str) -> list[tuple]:
 
 
 def test_truncate_is_applied_per_delete_semantics_and_reconciles(stack, tmp_path):
-    # its own reporting file and consumer group: the whole topics are read, whatever earlier tests wrote;
-    # the source tables may hold their rows too, so counts are taken relative to what is there
-    import os
-
-    from pipelines.settings import Settings
-
-    settings = Settings.load(stack.settings.estate.path,
-                             environ={**os.environ, "REPORTING_DUCKDB_PATH": str(tmp_path / "truncate.duckdb")})
+    # its own reporting database (DuckDB file or DuckLake; its stored offsets start at 0): the whole topics are
+    # read, whatever earlier tests wrote; the source tables may hold their rows too, so counts are taken
+    # relative to what is there
+    settings = reporting_db.separate(stack.settings, tmp_path / "truncate")
     said: list[str] = []
     _ingest(settings, said)
     _payments(stack, "INSERT INTO payments (order_ref, state_code, amount_cents, currency_iso, authorised_ts, "
@@ -135,11 +128,8 @@ def test_truncate_is_applied_per_delete_semantics_and_reconciles(stack, tmp_path
 
     # a full redelivery (offsets reset): the old creates and the truncates again change nothing
     before = {t: _contents(settings, t) for t in ("payments_v1", "stock_levels_v1")}
-    b = DuckDbBackend(settings.duckdb_path)
-    try:
+    with reporting_db.writer(settings) as b:
         b.execute("DELETE FROM _pipeline.offsets")
-    finally:
-        b.close()
     said.clear()
     _ingest(settings, said)
     assert {t: _contents(settings, t) for t in before} == before
