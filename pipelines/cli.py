@@ -1005,6 +1005,22 @@ def bench_e2e_cmd(
     bench_e2e(rates=tuple(float(r) for r in rates.split(",")), step_s=step_s, backend=backend, say=_say)
 
 
+@bench_app.command("linger")
+@friendly
+def bench_linger_cmd(
+    lingers: str = typer.Option("0,100,250,500,1000", help="pipeline.linger_ms values, comma-separated."),
+    rate: float = typer.Option(3000.0, help="Simulator rate (ops/s) for every value."),
+    step_s: float = typer.Option(40.0, help="Seconds of traffic per value and repetition."),
+    backend: str = typer.Option("duckdb", help="Reporting backend for the stream."),
+    reps: int = typer.Option(2, min=1, help="Repetitions (order alternated); medians reported."),
+) -> None:
+    """CPU per event and commit-to-visible latency against pipeline.linger_ms at one rate (the trade's curve)."""
+    from pipelines.bench.linger_curve import bench_linger
+
+    bench_linger(lingers=tuple(int(v) for v in lingers.split(",")), rate_ops=rate, step_s=step_s, backend=backend,
+                 reps=reps, say=_say)
+
+
 @bench_app.command("capacity")
 @friendly
 def bench_capacity_cmd(

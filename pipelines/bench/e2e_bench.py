@@ -376,8 +376,10 @@ def _provenance_latency(settings: Settings, since: dt.datetime, until: dt.dateti
 def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: float = 60.0,
               backend: str = "postgres", workers: int = 2, probe_hz: float = 5.0, source_only: bool = True,
               drain_timeout: float = 300.0, seed: int = 100, profile: str | None = None, say: Say = print,
-              linger_ms: int | None = None, kind: str = "e2e", group: str | None = None) -> dict:
-    """Run the rate ladder (ops/s of the simulator); returns the results document (also written).
+              linger_ms: int | None = None, kind: str = "e2e", group: str | None = None,
+              write: bool = True) -> dict:
+    """Run the rate ladder (ops/s of the simulator); returns the results document (also written, with
+    its plot, unless `write` is False: a caller that collects several runs into one document).
 
     `linger_ms`: the stream's `--linger-ms` (None: the estate's pipeline.linger_ms). Every step also
     records the pipeline's CPU per applied event (process CPU, and by stage from the stream's status
@@ -432,6 +434,8 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
                         else settings.estate.pipeline.linger_ms,
                         "probe_hz": probe_hz, "seed": seed},
            "loadavg_start": load_start, "summary": summary, "steps": steps}
+    if not write:
+        return doc
     path = write_results(kind, doc, at)
     from pipelines.bench.plot import plot_e2e
 

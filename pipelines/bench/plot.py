@@ -109,6 +109,40 @@ def plot_e2e(doc: dict, at: str) -> Path:
     return _save(fig, "e2e", at, latest=f"e2e-{doc['settings']['backend']}")
 
 
+def plot_linger(doc: dict, at: str) -> Path:
+    """CPU per event and commit → visible latency against `pipeline.linger_ms` (bench/linger_curve.py)."""
+    plt = _plt()
+    pts = doc["points"]
+    x = [p["linger_ms"] for p in pts]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(x, [p["pipeline_cpu_us_per_event"] for p in pts], "o-", label="pipeline process")
+    ax1.plot(x, [p["apply_cpu_us_per_event"] for p in pts], "s--", label="apply stage")
+    if any(p.get("reporting_pg_cpu_us_per_event") for p in pts):
+        ax1.plot(x, [p.get("reporting_pg_cpu_us_per_event") for p in pts], "^:", label="reporting PostgreSQL")
+    for p in pts:
+        ax1.annotate(f"{p['events_per_batch']:.0f}/batch" if p.get("events_per_batch") else "",
+                     (p["linger_ms"], p["pipeline_cpu_us_per_event"] or 0), fontsize=7, xytext=(0, 6),
+                     textcoords="offset points", ha="center")
+    ax1.set_xlabel("pipeline.linger_ms")
+    ax1.set_ylabel("CPU µs per applied event")
+    ax1.set_ylim(bottom=0)
+    ax1.legend(fontsize=8)
+    ax1.grid(alpha=0.3)
+    s = doc["settings"]
+    ax1.set_title(f"CPU per event ({s['backend']}, simulator asked {s['rate_ops_per_s']:g} ops/s)", fontsize=10)
+    for key, style in (("visible_p50_s", "o-"), ("visible_p99_s", "^-")):
+        ax2.plot(x, [p[key] for p in pts], style, label=f"commit→visible {key.split('_')[1]}")
+    ax2.axhline(1.0, color="red", lw=0.8, ls=":", label="p99 goal 1 s")
+    ax2.set_xlabel("pipeline.linger_ms")
+    ax2.set_ylabel("seconds")
+    ax2.set_ylim(bottom=0)
+    ax2.legend(fontsize=8)
+    ax2.grid(alpha=0.3)
+    rates = [p["events_per_s_applied"] for p in pts if p.get("events_per_s_applied")]
+    ax2.set_title(f"Latency (applied {min(rates):,.0f}–{max(rates):,.0f} ev/s)" if rates else "Latency", fontsize=10)
+    return _save(fig, "linger", at, latest=f"linger-{s['backend']}")
+
+
 def plot_snapshot(doc: dict, at: str) -> Path:
     plt = _plt()
     r = doc["result"]
