@@ -100,9 +100,14 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of the error message (DuckDB appends the SQL and a caret), or the class name."""
-    text = str(exc)
-    return text.splitlines()[0] if text.strip() else exc.__class__.__name__
+    """The first line of the error message (DuckDB appends the SQL and a caret), or the class name. A first
+    line that only introduces the cause ("Failed to probe DuckLake metadata:") gets the next line with it."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return exc.__class__.__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 def _before_sleep(on_retry: OnRetry | None) -> Callable[[tenacity.RetryCallState], None] | None:

@@ -186,6 +186,9 @@ def test_cyclic_chain_terminates():
 def test_first_line():
     assert first_line(_duckdb_error("SELECT CAST('x' AS INTEGER)")).startswith("Conversion Error: Could not convert")
     assert first_line(duckdb.IOException()) == "IOException"
+    # a line that only introduces the cause keeps it (the DuckLake engine's catalog errors)
+    assert first_line(duckdb.Error("Failed to probe DuckLake metadata:\n  database is locked\nLINE 1: ...")) == \
+        "Failed to probe DuckLake metadata: database is locked"
 
 
 # -- the policy ---------------------------------------------------------------------------------
