@@ -28,7 +28,8 @@ what could make every publication expensive: the `<table>__deleted` key tables, 
 value of dead letters (`dlq replay` needs the main file), and batches older than an hour.
 
 Staleness bound: data committed in the main file is in the replica after at most
-`every_s` + one batch + one publish: the publisher runs after every batch AND on the worker's idle polls,
+`every_s` + one batch + one publish (`every_s` stretched so that publishing takes at most `max_share` of
+the time when the data has grown large, see `spacing`): the publisher runs after every batch AND on the worker's idle polls,
 so the last batch of a burst is published once `every_s` have passed since the previous publication,
 without waiting for new traffic (see `ReplicaPublisher`).
 """
@@ -57,6 +58,16 @@ REPLICA_SCHEMAS = ("reporting", "staging", "marts")
 PIPELINE_SCHEMA = "_pipeline"
 INFO_SCHEMA = "_replica"
 DEFAULT_EVERY_S = 10.0
+DEFAULT_MAX_SHARE = 0.05
+
+
+def spacing(every_s: float, last_seconds: float | None, max_share: float) -> float:
+    """Seconds from one publication's start to the next: `every_s`, stretched so that publishing takes at
+    most `max_share` of the time (a publication copies the whole data, so its time grows with the data,
+    not with the traffic: a 3M-row file takes ~2 s, docs/bi.md). `last_seconds`: the last publication's."""
+    if not last_seconds or max_share <= 0:
+        return every_s
+    return max(every_s, last_seconds / max_share)
 
 
 @dataclass(frozen=True)
@@ -272,7 +283,8 @@ class ReplicaPublisher:
     `close(conn)` when it stops (a last publication, so the replica ends current). The idle calls are
     what publish the end of a burst: a batch applied less than `every_s` after the previous publication
     is not published then, but by the first idle poll once `every_s` have passed, without waiting for
-    more traffic. `every_s` is therefore the minimum spacing of publications, and the staleness bound.
+    more traffic. `every_s` is therefore the minimum spacing of publications, and the staleness bound; after
+    a publication that took more than `max_share` × `every_s` the spacing is its time / `max_share`.
     A failed publication is logged and retried at the next due time; it never stops the stream.
 
     `pipeline_path`: where `_pipeline` goes (default pipeline_replica_path(target_path); None = not
@@ -280,11 +292,14 @@ class ReplicaPublisher:
     """
 
     def __init__(self, target_path: Path | str, every_s: float = DEFAULT_EVERY_S, background: bool = False,
-                 pipeline_path: Path | str | None | object = _BESIDE, clock: Callable[[], float] = time.monotonic) -> None:
+                 pipeline_path: Path | str | None | object = _BESIDE, clock: Callable[[], float] = time.monotonic,
+                 max_share: float = DEFAULT_MAX_SHARE) -> None:
         self.target_path = Path(target_path)
         self.pipeline_path = (pipeline_replica_path(self.target_path) if pipeline_path is _BESIDE
                               else None if pipeline_path is None else Path(pipeline_path))  # type: ignore[arg-type]
         self.every_s = every_s
+        self.max_share = max_share
+        self.spacing_s = every_s  # every_s, stretched after a slow publication (see `spacing`)
         self.background = background
         self.last: ReplicaInfo | None = None
         self.last_pipeline: ReplicaInfo | None = None
@@ -308,7 +323,8 @@ class ReplicaPublisher:
         every = every_s if every_s is not None else settings.estate.pipeline.replica_every_s
         if settings.backend != "duckdb" or every <= 0:
             return None
-        return cls(replica_path(settings), every, background=True)
+        return cls(replica_path(settings), every, background=True,
+                   max_share=settings.estate.pipeline.replica_max_share)
 
     def hook(self, conn_of: Callable[[], duckdb.DuckDBPyConnection]) -> Callable[[bool], None]:
         """The worker's `after_batch` callback: called with applied=True after each applied batch (applier
@@ -339,7 +355,7 @@ class ReplicaPublisher:
                       applied: bool = False) -> ReplicaInfo | None:
         """Publish when due (or `force`) and the data changed since the last publication.
 
-        Due: `every_s` since the last publication (the minimum spacing). Whether the data changed is
+        Due: `spacing_s` since the last publication (`every_s`, or more after a slow publication). Whether the data changed is
         read from `_pipeline.offsets` (they move with every batch); `applied=True` (a batch was just
         applied) has it looked at as soon as publishing is due, else it is looked at every `every_s`.
         With `background`, the copy runs on its own thread and cursor (DuckDB executes it without
@@ -351,7 +367,7 @@ class ReplicaPublisher:
             now = self._clock()
             self._applied = self._applied or applied
             if not force:
-                if now - self._published_at < self.every_s:
+                if now - self._published_at < self.spacing_s:
                     return None
                 if not self._applied and now - self._checked_at < self.every_s:
                     return None
@@ -389,6 +405,11 @@ class ReplicaPublisher:
             self.cpu_s += time.thread_time() - cpu0
         self._last_fingerprint = fingerprint
         self.last, self.last_pipeline = info, pipeline
+        spaced = spacing(self.every_s, info.seconds + (pipeline.seconds if pipeline else 0.0), self.max_share)
+        if spaced > self.every_s and (spaced > 1.2 * self.spacing_s or self.spacing_s == self.every_s):
+            log.info("replica: a publication took %.2fs; the next ones are %.0fs apart (at most %.0f%% of the time, "
+                     "pipeline.replica_max_share)", spaced * self.max_share, spaced, 100 * self.max_share)
+        self.spacing_s = spaced
         self.publications += 1
         return info
 

@@ -281,6 +281,9 @@ class Pipeline(_Model):
     max_retries: int = Field(8, ge=0, description="Attempts on a transient reporting-DB error before stopping.")
     open_wait_s: float = Field(300.0, ge=0, description="How long a worker waits for an unavailable reporting DB.")
     replica_every_s: float = Field(10.0, ge=0, description="DuckDB: publish the BI read replica every N s (0 = off).")
+    replica_max_share: float = Field(0.05, gt=0, le=1, description=(
+        "DuckDB: publishing the replica takes at most this share of the time; a publication that took longer "
+        "than share × replica_every_s spaces the next ones further apart (its seconds / share)."))
     lag_threshold: int = Field(100, ge=0, description="Dagster lag sensor: alert above this many events.")
     wal_warn_mb: float = Field(1024.0, ge=0, description="`status` warns when a slot retains more WAL than this.")
     max_record_bytes: int = Field(1024 * 1024, ge=1024, description="Larger change events are dead-lettered.")

@@ -3,6 +3,7 @@ while a writer process keeps writing, and how long publishing takes."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def test_another_process_reads_the_replica_while_the_writer_process_writes(tmp_p
 def test_publisher_publishes_when_due_and_only_when_the_pipeline_applied_something(tmp_path):
     main = reporting_file(tmp_path)
     target = tmp_path / "replica" / "reportingdb.duckdb"
-    publisher = ReplicaPublisher(target, every_s=0)
+    publisher = ReplicaPublisher(target, every_s=0, max_share=1.0)  # due again as soon as one is done
     with duckdb.connect(str(main)) as writer:
         assert publisher.maybe_publish(writer) is not None
         assert publisher.maybe_publish(writer) is None  # nothing applied since
@@ -172,6 +173,23 @@ def test_publisher_publishes_when_due_and_only_when_the_pipeline_applied_somethi
         writer.execute("UPDATE _pipeline.offsets SET next_offset = 502, updated_at = now()")
         assert slow.maybe_publish(writer) is None  # not due yet
         assert slow.close(writer) is not None  # the stream stops: last publication
+
+
+def test_a_publication_that_took_more_than_its_share_of_the_time_spaces_the_next_ones(tmp_path, caplog):
+    main = reporting_file(tmp_path)
+    target = tmp_path / "replica" / "reportingdb.duckdb"
+    publisher = ReplicaPublisher(target, every_s=0.001, max_share=1e-6)  # any real copy takes more than that
+    with duckdb.connect(str(main)) as writer, caplog.at_level(logging.INFO, logger="pipelines.bi.replica"):
+        assert publisher.maybe_publish(writer) is not None
+        assert publisher.spacing_s > 1000 and "the next ones are" in caplog.text
+        writer.execute("UPDATE _pipeline.offsets SET next_offset = 501, updated_at = now()")
+        assert publisher.maybe_publish(writer, applied=True) is None  # changed, but not due under the share
+        assert publisher.close(writer) is not None  # a stop still publishes
+    roomy = ReplicaPublisher(target, every_s=0, max_share=1.0)
+    with duckdb.connect(str(main)) as writer:
+        assert roomy.maybe_publish(writer) is not None
+        writer.execute("UPDATE _pipeline.offsets SET next_offset = 502, updated_at = now()")
+        assert roomy.maybe_publish(writer, applied=True) is not None  # a share of 1: due again at once
 
 
 def test_a_failed_publication_keeps_the_old_replica_and_leaves_nothing_behind(tmp_path, caplog):
