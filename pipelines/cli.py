@@ -152,7 +152,8 @@ def friendly(fn: Callable) -> Callable:
 
 
 def _say(msg: str) -> None:
-    console.print(msg, highlight=False)
+    """A status or progress line: one line whatever its length (logs are grepped; a terminal wraps it)."""
+    console.print(msg, highlight=False, soft_wrap=True)
 
 
 def _note(msg: str, fmt: Format) -> None:

@@ -67,3 +67,24 @@ def test_a_reader_sees_committed_batches_while_the_writer_holds_a_transaction(tm
             past.close()
     finally:
         writer.close()
+
+
+def test_a_catalog_locked_by_another_process_is_named_as_the_cause(tmp_path):
+    """The stream's waiting line says why it waits: SQLite's reason comes through the engine."""
+    import subprocess
+    import sys
+
+    target = ducklake_target(tmp_path)
+    DuckLakeBackend(target).close()  # the catalog exists
+    hold = ("import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None); "
+            "c.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(target.catalog)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.Error) as caught:
+            DuckLakeBackend(target)
+        assert "database is locked" in str(caught.value), str(caught.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    DuckLakeBackend(target).close()  # released: opens again
