@@ -459,6 +459,9 @@ def _step(settings, stream, offsets, probes, rate_ops, step_s, workers, probe_hz
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_until, args=(offsets, watch, t_base, stop), daemon=True)
     watcher.start()
+    deadline = time.monotonic() + 15  # a stream started just now prints its first status line within 5 s:
+    while stream.status() is None and time.monotonic() < deadline:  # the stages are counted from that line
+        time.sleep(0.2)
     probes.start(probe_hz)
     wall_from = time.time()
     ts_from = dt.datetime.now(dt.UTC)
