@@ -1014,12 +1014,13 @@ def bench_linger_cmd(
     step_s: float = typer.Option(40.0, help="Seconds of traffic per value and repetition."),
     backend: str = typer.Option("duckdb", help="Reporting backend for the stream."),
     reps: int = typer.Option(2, min=1, help="Repetitions (order alternated); medians reported."),
+    bulk: bool = typer.Option(True, help="End with the bulk reference (Debezium alone, then the stream's catch-up)."),
 ) -> None:
     """CPU per event and commit-to-visible latency against pipeline.linger_ms at one rate (the trade's curve)."""
     from pipelines.bench.linger_curve import bench_linger
 
     bench_linger(lingers=tuple(int(v) for v in lingers.split(",")), rate_ops=rate, step_s=step_s, backend=backend,
-                 reps=reps, say=_say)
+                 reps=reps, bulk=bulk, say=_say)
 
 
 @bench_app.command("capacity")

@@ -123,6 +123,10 @@ def plot_linger(doc: dict, at: str) -> Path:
         ax1.annotate(f"{p['events_per_batch']:.0f}/batch" if p.get("events_per_batch") else "",
                      (p["linger_ms"], p["pipeline_cpu_us_per_event"] or 0), fontsize=7, xytext=(0, 6),
                      textcoords="offset points", ha="center")
+    bulk = (doc.get("bulk_reference") or {}).get("catch_up_cpu_us_per_event")
+    if bulk:
+        ax1.axhline(bulk, color="grey", lw=0.8, ls="--", label=f"bulk (catch-up), {bulk:.0f} µs")
+        ax1.axhline(2 * bulk, color="red", lw=0.8, ls=":", label="goal ≤ 2× bulk")
     ax1.set_xlabel("pipeline.linger_ms")
     ax1.set_ylabel("CPU µs per applied event")
     ax1.set_ylim(bottom=0)
