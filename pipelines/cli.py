@@ -365,7 +365,7 @@ def stream(group: str = typer.Option(None, help="Kafka consumer group (default: 
                                      "static member <instance-id or group>-<i>, restarted with that id when it "
                                      "dies; with --metrics-port P worker i serves P+i (docs/scaling.md)."),
     linger_ms: int = typer.Option(None, "--linger-ms", min=0, max=60000,
-                                  help="Cut at most one batch every N ms (default: the estate's pipeline.linger_ms); "
+                                  help="Cut at most one batch every N ms (default: the estate's pipeline.linger_ms, if unset 250, 1000 on the DuckDB file with its replica on); "
                                        "more = less CPU per event, up to N ms more latency (docs/benchmarks.md)."),
 ) -> None:
     """Apply change events continuously until stopped (Ctrl-C / SIGTERM finish the current batch)."""
@@ -903,13 +903,15 @@ def bench_lake_soak_cmd(
 ) -> None:
     """Stream into a fresh DuckLake for a long time with maintenance beside it; record its files and snapshots."""
     from pipelines.bench.lake_soak import lake_soak
+    from pipelines.config.model import effective_linger_ms
 
     settings = _settings()
     lake = settings.ducklake
     if lake is None:
         raise typer.BadParameter("the estate declares no reporting.ducklake section")
     lake_soak(rate=rate, minutes=minutes, maintain_every_s=(maintain_every_min or 15.0) * 60,
-              linger_s=(settings.estate.pipeline.linger_ms if linger_ms is None else linger_ms) / 1000,
+              linger_s=effective_linger_ms(settings.estate.pipeline.linger_ms if linger_ms is None else linger_ms, "ducklake",
+                                        replica_on=False) / 1000,
               keys=keys, keep_daily_days=lake.maintenance.keep_daily_days,
               keep_snapshots_hours=lake.maintenance.keep_snapshots_hours if keep_snapshots_hours is None
               else keep_snapshots_hours,

@@ -389,6 +389,8 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
 
     `profile`: a path; the stream then runs under cProfile (stats dumped there when it stops). A
     profiled stream is slower: use it to see where the time goes, not for the figures."""
+    from pipelines.config.model import effective_linger_ms
+
     settings = Settings.load()
     at = stamp()
     load_start = loadavg()
@@ -431,7 +433,7 @@ def bench_e2e(rates: Sequence[float] = (250, 500, 1000, 1500, 2000), step_s: flo
         "events_per_batch") for s in pipeline_steps}
     doc = {"settings": {"rates_ops_per_s": list(rates), "step_s": step_s, "backend": backend, "workers": workers,
                         "group": group, "linger_ms": linger_ms if linger_ms is not None
-                        else settings.estate.pipeline.linger_ms,
+                        else effective_linger_ms(settings.estate.pipeline.linger_ms, backend, replica_on=False),
                         "probe_hz": probe_hz, "seed": seed},
            "loadavg_start": load_start, "summary": summary, "steps": steps}
     if not write:
