@@ -200,7 +200,7 @@ class Worker:
             nonlocal attempts
             attempts += 1
             if attempts > 1:
-                self._reconnect()  # after the backoff sleep (the failed attempt rolled back already)
+                reconnect(self.backend)  # after the backoff sleep (the failed attempt rolled back already)
             return self.backend.apply(self.group, batch)
 
         def on_retry(exc: BaseException, n: int, delay: float) -> None:
@@ -214,9 +214,6 @@ class Worker:
             raise ApplyFailed(f"applying a batch failed after {attempts} attempt(s): "
                               f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                               f" (offsets not advanced: {where})", repr(exc)) from exc
-
-    def _reconnect(self) -> None:
-        reconnect(self.backend)
 
     def caught_up(self) -> bool:
         lag = self.consumer.lag()
