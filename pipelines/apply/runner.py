@@ -164,8 +164,9 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
     per streaming batch (docs/benchmarks.md §7).
 
     `linger_ms`: while streaming, at most one batch is cut every `linger_ms` (None = the estate's
-    pipeline.linger_ms, or when that is unset 250 ms, 1,000 on the DuckDB file with its replica on): fewer, larger transactions, less CPU per event, up to that much more latency
-    (docs/benchmarks.md §8). `until_caught_up` runs never linger.
+    pipeline.linger_ms; unset: 1,000 ms on the DuckDB file while its replica is published, else 250 ms): fewer,
+    larger transactions, less CPU per event, up to that much more latency (docs/benchmarks.md §8).
+    `until_caught_up` runs never linger.
 
     DuckDB: while the worker holds the file no other process can open it, so a read replica for BI
     is published every `replica_every` seconds (pipelines/bi/replica.py; None = environment/default,
@@ -173,16 +174,22 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
     """
     from functools import partial
 
-    from pipelines.config.model import LINGER_MS_DEFAULT, effective_linger_ms
+    from pipelines.config.model import effective_linger_ms
     from pipelines.kafka.consumer import ChangeConsumer
     from pipelines.kafka.security import client_security
 
     pipeline = settings.estate.pipeline
     parts = load_parts(settings.estate)
     planners = planner_processes(planners, settings)
+    publisher = None
+    if settings.backend == "duckdb":
+        from pipelines.bi.replica import ReplicaPublisher
+
+        publisher = ReplicaPublisher.from_settings(settings, every_s=replica_every)  # None: no replica
+    # neither --linger-ms nor pipeline.linger_ms: the default, longer behind a replica (config/model.py)
+    lingers_for_replica = linger_ms is None and pipeline.linger_ms is None and publisher is not None
     if linger_ms is None:
-        replica_on = (replica_every if replica_every is not None else pipeline.replica_every_s) > 0
-        linger_ms = effective_linger_ms(pipeline.linger_ms, settings.backend, replica_on)
+        linger_ms = effective_linger_ms(pipeline.linger_ms, settings.backend, replica_on=publisher is not None)
     if linger_ms < 0:
         raise ValueError(f"linger: {linger_ms} ms is negative")
     metrics = None
@@ -218,12 +225,6 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 20)
-        publisher = None
-        if settings.backend == "duckdb":
-            from pipelines.bi.replica import ReplicaPublisher
-
-            publisher = ReplicaPublisher.from_settings(settings, every_s=replica_every)
-
         # called after every applied batch AND on the worker's idle polls, so the last batch of a burst
         # reaches the replica once replica_every_s have passed, without waiting for more traffic
         after_batch = publisher.hook(lambda: backend.conn) if publisher is not None else None
@@ -235,7 +236,7 @@ def run_pipeline(settings: Settings, until_caught_up: bool = False, group: str =
 
                 pool = PlannerPool(planners, partial(load_parts, settings.estate), parts.contracts)
                 say(f"planning in {planners} planner process(es)")
-            if not until_caught_up and pipeline.linger_ms is None and linger_ms != LINGER_MS_DEFAULT:
+            if lingers_for_replica and not until_caught_up:
                 say(f"a batch at most every {linger_ms} ms: readers see the replica (set pipeline.linger_ms to change)")
             worker = Worker(backend, consumer, parts.plan, group, dead_letter_sink=_dead_letter_producer(settings),
                             say=say, after_batch=after_batch, pool=pool, faults=faults,
