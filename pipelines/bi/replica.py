@@ -29,8 +29,8 @@ value of dead letters (`dlq replay` needs the main file), and batches older than
 
 Staleness bound: data committed in the main file is in the replica after at most
 `every_s` + one batch + one publish (`every_s` stretched so that publishing takes at most `max_share` of
-the time when the data has grown large, see `spacing`): the publisher runs after every batch AND on the worker's idle polls,
-so the last batch of a burst is published once `every_s` have passed since the previous publication,
+the time when the data has grown large, see `spacing`): the publisher runs after every batch AND on the
+worker's idle polls, so the last batch of a burst is published once `every_s` have passed since the previous publication,
 without waiting for new traffic (see `ReplicaPublisher`).
 """
 
@@ -355,9 +355,10 @@ class ReplicaPublisher:
                       applied: bool = False) -> ReplicaInfo | None:
         """Publish when due (or `force`) and the data changed since the last publication.
 
-        Due: `spacing_s` since the last publication (`every_s`, or more after a slow publication). Whether the data changed is
-        read from `_pipeline.offsets` (they move with every batch); `applied=True` (a batch was just
-        applied) has it looked at as soon as publishing is due, else it is looked at every `every_s`.
+        Due: `spacing_s` since the last publication (`every_s`, or more after a slow publication). Whether
+        the data changed is read from `_pipeline.offsets` (they move with every batch); `applied=True` (a
+        batch was just applied) has it looked at as soon as publishing is due, else it is looked at every
+        `every_s`.
         With `background`, the copy runs on its own thread and cursor (DuckDB executes it without
         the GIL, in its own read transaction), so the stream keeps applying batches meanwhile; a
         publication still running when the next one is due is not doubled. Returns the info of a
