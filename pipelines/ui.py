@@ -205,7 +205,12 @@ def start_ui(settings: Settings | None = None, port: int | None = None, wait: bo
 
 
 def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print, timeout: float = 30) -> bool:
-    """Stop the daemon, then the webserver (by pid file), and every process they started. True if any ran."""
+    """Stop the daemon, then the webserver (by pid file), and every process they started. True if any ran.
+
+    A run worker may start a process (dbt, its multiprocessing helper) while the trees are being
+    stopped, after their children were listed; those still carry DAGSTER_HOME, so a sweep by that
+    marker ends them too (SIGTERM, 10 s, SIGKILL) until none is left."""
+    import psutil
 
     settings = settings or Settings.load()
     home = dagster_home(settings)
@@ -215,21 +220,45 @@ def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print
         if proc.stop_pid_tree(pid_file, f"dagster-{name}", timeout=timeout):
             stopped = True
             say(f"dagster-{name} stopped")
+    for _ in range(3):
+        left = _ui_processes(settings)
+        if not left:
+            break
+        say(f"stopping {len(left)} process(es) the Dagster UI started: "
+            + ", ".join(str(p.pid) for p in left))
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(left, timeout=10)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
     return stopped
 
 
-def ui_processes_left(settings: Settings) -> list[str]:
-    """Command lines of processes still running from this UI's DAGSTER_HOME (tests: none after stop_ui)."""
+def _ui_processes(settings: Settings) -> list:
+    """psutil processes (other than this one) running from this UI's DAGSTER_HOME: its path on the
+    command line or DAGSTER_HOME in the environment."""
     import psutil
 
     marker = str(dagster_home(settings))
-    left = []
+    found = []
     for p in psutil.process_iter(["pid", "cmdline", "environ"]):
         with contextlib.suppress(psutil.Error):
             cmd = " ".join(p.info.get("cmdline") or [])
             env = p.info.get("environ") or {}
             if p.pid != os.getpid() and (marker in cmd or env.get("DAGSTER_HOME") == marker):
-                left.append(f"{p.pid} {cmd[:160]}")
+                found.append(p)
+    return found
+
+
+def ui_processes_left(settings: Settings) -> list[str]:
+    """Command lines of processes still running from this UI's DAGSTER_HOME (tests: none after stop_ui)."""
+    left = []
+    for p in _ui_processes(settings):
+        with contextlib.suppress(Exception):
+            left.append(f"{p.pid} {' '.join(p.info.get('cmdline') or [])[:160]}")
     return left
 
 

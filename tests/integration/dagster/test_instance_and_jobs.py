@@ -23,7 +23,9 @@ from pipelines.ui import (
     _set_pool_limit,
     dagster_home,
     instance_yaml,
+    stop_ui,
     ui_env,
+    ui_processes_left,
     workspace_yaml,
 )
 from tests.integration.dagster.conftest import OVERRIDES
@@ -79,6 +81,31 @@ def test_ui_env_without_overrides_only_names_the_estate(tmp_path, monkeypatch):
     assert env["REPORTING_ESTATE"] == str(BUNDLED_ESTATE.resolve())
     assert not {name for name in OVERRIDES if name in env}
     assert Settings.load(environ=env).estate == settings.estate
+
+
+def test_stop_ui_also_ends_processes_started_after_the_trees_were_listed(tmp_path, monkeypatch):
+    """A run worker's dbt (or its multiprocessing helper) outside the daemon's and webserver's trees, e.g.
+    orphaned while the worker was being stopped: it carries DAGSTER_HOME, and stop_ui ends it."""
+    import subprocess
+    import sys
+
+    for name in (*OVERRIDES, "REPORTING_ESTATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REPORTING_STATE_DIR", str(tmp_path / "state"))
+    settings = Settings.load(write_estate(tmp_path / "estate"))
+    home = dagster_home(settings)
+    home.mkdir(parents=True)
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                              env={**os.environ, "DAGSTER_HOME": str(home)}, start_new_session=True)
+    try:
+        assert [line.split()[0] for line in ui_processes_left(settings)] == [str(orphan.pid)]
+        said: list[str] = []
+        assert stop_ui(settings, say=said.append) is False  # no daemon or webserver pid file
+        assert orphan.wait(timeout=20) is not None
+        assert ui_processes_left(settings) == []
+        assert said == [f"stopping 1 process(es) the Dagster UI started: {orphan.pid}"]
+    finally:
+        orphan.kill()
 
 
 # --------------------------------------------------------------------------- re-snapshot
