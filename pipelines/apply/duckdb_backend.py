@@ -15,11 +15,6 @@ Writer settings (measured: docs/benchmarks.md §6):
 - `memory_limit` (estate `reporting.duckdb.memory_limit`, default 160MB) bounds DuckDB's buffer pool, which
   otherwise defaults to 80 % of RAM and kept the contract tables resident (the pipeline's RSS goal
   is 400 MB); pages beyond it are read back from the file.
-- Threads per batch: a streaming batch (a few hundred changes over a few tables) costs ~30 % less CPU
-  with one DuckDB thread than with two; the cost of each statement is binding and planning, which
-  worker threads do not share, and waking them costs CPU of its own. So batches of fewer events than
-  `reporting.duckdb.single_thread_below` (default 20,000) run with one thread, larger ones (catch-up,
-  bulk) with `threads`, where the second thread shortens the wall time (docs/benchmarks.md §8).
 """
 
 from __future__ import annotations
@@ -46,10 +41,6 @@ def _size(key: str, value: str) -> str:
     return value
 
 
-SINGLE_THREAD_BELOW = 20_000
-"""Default of `reporting.duckdb.single_thread_below`: batches of fewer events apply with one thread."""
-
-
 def writer_settings(tuning=None) -> list[str]:
     """SET statements for the writer's connection from the estate's `reporting.duckdb` (defaults:
     checkpoint 64MB, memory_limit 160MB, threads 2); sizes validated before they reach SQL."""
@@ -74,23 +65,9 @@ class DuckDbBackend(Backend):
         self._deletes: dict[str, bool] = {}  # physical name -> `_pipeline.<table>__deleted` holds rows
         self._truncated: set[str] | None = None  # tables a source truncate was applied to
         self.conn = duckdb.connect(self.path, read_only=read_only)
-        self.threads = int(getattr(tuning, "threads", 2))
-        self.single_thread_below = int(getattr(tuning, "single_thread_below", SINGLE_THREAD_BELOW))
-        self._threads_now = self.threads
         if not read_only:
             for stmt in writer_settings(tuning):
                 self.conn.execute(stmt)
-
-    def threads_for(self, events: int) -> int:
-        """DuckDB threads for a batch of `events` changes: one below `single_thread_below`, else `threads`."""
-        return 1 if events < self.single_thread_below else self.threads
-
-    def apply(self, group, batch):
-        threads = self.threads_for(batch.events)
-        if threads != self._threads_now:  # ~0.3 ms; set only on a change
-            self.conn.execute(f"SET threads = {int(threads)}")
-            self._threads_now = threads
-        return super().apply(group, batch)
 
     def execute(self, sql, params=None):
         self.conn.execute(sql, params) if params is not None else self.conn.execute(sql)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pipelines.apply.backend import Backend
 from pipelines.apply.duckdb_backend import DuckDbBackend
 from pipelines.contract.model import Contract
 from pipelines.ducklake.client import EngineProcess, arrow_ipc
@@ -77,10 +76,6 @@ class DuckLakeBackend(DuckDbBackend):
         except BaseException:
             self.engine.close()
             raise
-
-    def apply(self, group, batch):
-        """Backend.apply: the engine process keeps its DuckDB threads (no per-batch thread choice)."""
-        return Backend.apply(self, group, batch)
 
     def execute(self, sql, params=None):
         self.engine.call("execute", sql, list(params) if params is not None else None)

@@ -183,11 +183,7 @@ class DuckDbBackend(_Model):
     path: Path
     memory_limit: str = "160MB"
     checkpoint: str = Field("64MB", description="Checkpoint when the WAL reaches this size.")
-    threads: int = Field(2, ge=1, description="DuckDB threads of the writer for batches of at least "
-                                               "single_thread_below events.")
-    single_thread_below: int = Field(20_000, ge=0, description=(
-        "Batches of fewer events apply with one DuckDB thread (streaming batches: ~30 % less CPU), larger ones "
-        "(catch-up, bulk) with `threads`; 0 = always `threads`."))
+    threads: int = Field(2, ge=1)
 
 
 class PostgresBackend(_Model):

@@ -171,37 +171,3 @@ def test_a_new_writer_sees_the_deletes_and_truncates_an_earlier_one_stored(tmp_p
         assert fetch(second, 'SELECT order_id FROM reporting.orders_v1 WHERE "_deleted_at" IS NULL') == [(9,)]
     finally:
         second.close()
-
-
-def test_duckdb_applies_small_batches_with_one_thread_and_large_ones_with_threads(tmp_path, contracts):
-    from types import SimpleNamespace
-
-    from pipelines.apply.duckdb_backend import DuckDbBackend
-
-    def threads(b):
-        return int(b.query("SELECT current_setting('threads')")[0][0])
-
-    c = contracts["orders_v1"]
-    tuning = SimpleNamespace(threads=3, single_thread_below=100)
-    b = DuckDbBackend(tmp_path / "threads.duckdb", tuning=tuning)
-    try:
-        b.ensure_schema([c])
-        assert threads(b) == 3  # the estate's threads until a batch says otherwise
-        b.apply("g", ApplyBatch([orders_batch(c, [(1, "PLACED", 100, 10, "c", False)])], [], {("o", 0): 1}, events=99))
-        assert threads(b) == 1
-        b.apply("g", ApplyBatch([orders_batch(c, [(1, "PAID", 100, 11, "u", False),
-                                                  (2, "PLACED", 200, 12, "c", False)])], [], {("o", 0): 3}, events=100))
-        assert threads(b) == 3
-        b.apply("g", ApplyBatch([orders_batch(c, [(2, "PAID", 200, 13, "u", False)])], [], {("o", 0): 4}, events=1))
-        assert threads(b) == 1
-        assert fetch(b, "SELECT order_id, status FROM reporting.orders_v1 ORDER BY 1") == [(1, "PAID"), (2, "PAID")]
-        assert b.stored_offsets("g") == {("o", 0): 4}
-    finally:
-        b.close()
-    always = DuckDbBackend(tmp_path / "always.duckdb", tuning=SimpleNamespace(threads=2, single_thread_below=0))
-    try:
-        always.ensure_schema([c])
-        always.apply("g", ApplyBatch([orders_batch(c, [(1, "PLACED", 100, 10, "c", False)])], [], {}, events=1))
-        assert threads(always) == 2
-    finally:
-        always.close()
