@@ -1025,6 +1025,33 @@ def bench_linger_cmd(
                  reps=reps, bulk=bulk, say=_say)
 
 
+@bench_app.command("ab")
+@friendly
+def bench_ab_cmd(
+    from_group: str = typer.Option(..., "--from-group", help=(
+        "Consumer group of an earlier run on this stack whose stored offsets both sides start from (the "
+        "`group` in a `bench linger` or `bench e2e` results file).")),
+    a: str = typer.Option("", "--a", help='Side A\'s `reporting stream` arguments, one string (e.g. "--linger-ms 0").'),
+    b: str = typer.Option("", "--b", help="Side B's `reporting stream` arguments."),
+    a_env: list[str] = typer.Option([], "--a-env", help="KEY=VALUE in side A's environment (repeatable; e.g. "
+                                                        "PYTHONPATH=<an older checkout>)."),
+    b_env: list[str] = typer.Option([], "--b-env", help="KEY=VALUE in side B's environment (repeatable)."),
+    label_a: str = typer.Option("A", help="Name of side A in the output and results."),
+    label_b: str = typer.Option("B", help="Name of side B."),
+    backend: str = typer.Option("duckdb", help="Reporting backend of both sides (each gets its own copy)."),
+    rate: float = typer.Option(1000.0, help="Simulator rate (ops/s)."),
+    step_s: float = typer.Option(60.0, help="Seconds of traffic."),
+) -> None:
+    """Two `reporting stream`s side by side on the same live traffic, each into its own copy of the
+    reporting DB: CPU per event (by stage) and Kafka-to-visible latency, A against B (docs/benchmarks.md §8)."""
+    import shlex
+
+    from pipelines.bench.stream_ab import bench_stream_ab, env_pairs
+
+    bench_stream_ab(backend, from_group, shlex.split(a), shlex.split(b), a_env=env_pairs(a_env),
+                    b_env=env_pairs(b_env), rate_ops=rate, step_s=step_s, labels=(label_a, label_b), say=_say)
+
+
 @bench_app.command("capacity")
 @friendly
 def bench_capacity_cmd(

@@ -85,7 +85,22 @@ def _estate_copy(settings: Settings, database: str, folder: Path) -> Path:
     return out
 
 
+def env_pairs(items: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` items (the CLI's --a-env / --b-env) as a dict; a malformed one raises ValueError naming it."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise ValueError(f"{item!r}: expected KEY=VALUE with KEY a variable name (letters, digits, _)")
+        out[key] = value
+    return out
+
+
 def _seed_offsets(backend, from_group: str, group: str) -> None:
+    if not backend.stored_offsets(from_group):
+        groups = [r[0] for r in backend.query("SELECT DISTINCT consumer_group FROM _pipeline.offsets ORDER BY 1")]
+        raise ValueError(f"consumer group {from_group!r} has no stored offsets in the reporting DB, so both sides "
+                         f"would read every topic from the start; groups with offsets: {', '.join(groups) or 'none'}")
     backend.begin()
     backend.execute("DELETE FROM _pipeline.offsets WHERE consumer_group = ?", (group,))
     backend.execute("INSERT INTO _pipeline.offsets (consumer_group, topic, kafka_partition, next_offset, updated_at) "
