@@ -87,12 +87,7 @@ def _duckdb(workdir: Path) -> Iterator[BuiltReporting]:
     path = workdir / "reportingdb.duckdb"  # not reporting.duckdb: the catalog would clash with schema reporting
     settings = settings_for(workdir / "estate", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(path)})
     assert settings.duckdb_path == path
-    con = duckdb.connect(str(path))
-    try:
-        musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(settings.estate.contracts),
-                               "duckdb", dt.datetime.now(dt.UTC))
-    finally:
-        con.close()
+    musiccorp_dataset.load_duckdb_file(path, load_contracts(settings.estate.contracts))
 
     def query(sql: str) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(path), read_only=True) as reader:

@@ -176,3 +176,14 @@ def load(execute: Callable[[str, list[Any] | None], None], contracts: list[Contr
             if unknown:
                 raise ValueError(f"{contract.physical_name}: dataset has columns not in the contract: {sorted(unknown)}")
             execute(sql, [row.get(n) for n in names])
+
+
+def load_duckdb_file(path, contracts: list[Contract]) -> None:
+    """`load` into the DuckDB file `path` (created if missing), with now() as the ingestion time."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    try:
+        load(lambda sql, params: con.execute(sql, params), contracts, "duckdb", dt.datetime.now(dt.UTC))
+    finally:
+        con.close()

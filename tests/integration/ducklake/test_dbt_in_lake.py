@@ -158,12 +158,7 @@ def duckdb_file_marts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, lis
     folder = tmp_path_factory.mktemp("dbt-file")
     path = folder / "reportingdb.duckdb"
     settings = settings_for(folder / "estate", **{"reporting.backend": "duckdb", "reporting.duckdb.path": str(path)})
-    con = duckdb.connect(str(path))
-    try:
-        musiccorp_dataset.load(lambda sql, params: con.execute(sql, params), load_contracts(settings.estate.contracts),
-                               "duckdb", dt.datetime.now(dt.UTC))
-    finally:
-        con.close()
+    musiccorp_dataset.load_duckdb_file(path, load_contracts(settings.estate.contracts))
     code, output, seconds = dbt(settings, folder / "dbt", "build")
     assert code == 0, output[-6000:]
     print(f"\ndbt build into the DuckDB file: {seconds:.1f} s")
