@@ -210,8 +210,6 @@ def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print
     A run worker may start a process (dbt, its multiprocessing helper) while the trees are being
     stopped, after their children were listed; those still carry DAGSTER_HOME, so a sweep by that
     marker ends them too (SIGTERM, 10 s, SIGKILL) until none is left."""
-    import psutil
-
     settings = settings or Settings.load()
     home = dagster_home(settings)
     stopped = False
@@ -226,14 +224,7 @@ def stop_ui(settings: Settings | None = None, say: Callable[[str], None] = print
             break
         say(f"stopping {len(left)} process(es) the Dagster UI started: "
             + ", ".join(str(p.pid) for p in left))
-        for p in left:
-            with contextlib.suppress(psutil.Error):
-                p.terminate()
-        _, alive = psutil.wait_procs(left, timeout=10)
-        for p in alive:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        psutil.wait_procs(alive, timeout=5)
+        proc.end_processes(left)
     return stopped
 
 
@@ -255,11 +246,7 @@ def _ui_processes(settings: Settings) -> list:
 
 def ui_processes_left(settings: Settings) -> list[str]:
     """Command lines of processes still running from this UI's DAGSTER_HOME (tests: none after stop_ui)."""
-    left = []
-    for p in _ui_processes(settings):
-        with contextlib.suppress(Exception):
-            left.append(f"{p.pid} {' '.join(p.info.get('cmdline') or [])[:160]}")
-    return left
+    return [f"{p.pid} {' '.join(p.info.get('cmdline') or [])[:160]}" for p in _ui_processes(settings)]
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python -m pipelines.ui [stop]

@@ -202,12 +202,19 @@ def stop_pid_tree(pid_file: Path, what: str, timeout: float = 30.0) -> bool:
         with contextlib.suppress(psutil.Error):
             children = psutil.Process(pid).children(recursive=True)
     stopped = stop_pid(pid_file, what, timeout=timeout)
-    for child in children:
-        with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:
-        with contextlib.suppress(psutil.Error):
-            child.kill()
-    psutil.wait_procs(alive, timeout=5)
+    end_processes(children)
     return stopped
+
+
+def end_processes(processes: list) -> None:
+    """End psutil `processes`: SIGTERM, up to 10 s, then SIGKILL to those still alive (gone ones are skipped)."""
+    import psutil
+
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
